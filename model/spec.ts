@@ -13,7 +13,12 @@
  * Padding is SAME (TF / ONNX `auto_pad=SAME_UPPER`): the output side is `ceil(input / stride)`.
  */
 
-export const ARCHS = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] as const;
+export const ARCHS = [
+  "mobilenet_v1",
+  "mobilenet_v2",
+  "mobilenet_v3_large",
+  "mobilenet_v3_small",
+] as const;
 export type Arch = typeof ARCHS[number];
 
 /** Named stride plans; any explicit list of strides (one per stride-bearing stage) also works. */
@@ -217,7 +222,9 @@ export function resolveStridePlan(arch: Arch, plan: StridePlan): number[] {
     }
     for (const s of plan) {
       if (s !== 1 && s !== 2) {
-        throw new RangeError(`Cannot use stride plan as every stride must be 1 or 2: current value is ${s}`);
+        throw new RangeError(
+          `Cannot use stride plan as every stride must be 1 or 2: current value is ${s}`,
+        );
       }
     }
     return [...plan];
@@ -233,7 +240,9 @@ export function resolveStridePlan(arch: Arch, plan: StridePlan): number[] {
     }
     default:
       throw new RangeError(
-        `Cannot use stride plan as it is unknown: stride_plan must be one of ${STRIDE_PLANS.join(", ")} ` +
+        `Cannot use stride plan as it is unknown: stride_plan must be one of ${
+          STRIDE_PLANS.join(", ")
+        } ` +
           `or a comma-separated list of 1s and 2s; current value is ${String(plan)}`,
       );
   }
@@ -271,7 +280,12 @@ class Builder {
     out: number,
     kernel: number,
     stride: number,
-    opts: { depthwise?: boolean; activation: Activation; batchNorm?: boolean; residualFrom?: string },
+    opts: {
+      depthwise?: boolean;
+      activation: Activation;
+      batchNorm?: boolean;
+      residualFrom?: string;
+    },
   ): ConvLayer {
     const inShape = [this.c, this.h, this.w] as const;
     const groups = opts.depthwise ? this.c : 1;
@@ -331,7 +345,9 @@ class Builder {
 function checkNumber(name: string, v: number, lo: number, hi: number, loOpen: boolean): void {
   if (!Number.isFinite(v) || (loOpen ? v <= lo : v < lo) || v > hi) {
     throw new RangeError(
-      `Cannot build spec as ${name} must be in ${loOpen ? "(" : "["}${lo}, ${hi}]: current value is ${v}`,
+      `Cannot build spec as ${name} must be in ${
+        loOpen ? "(" : "["
+      }${lo}, ${hi}]: current value is ${v}`,
     );
   }
 }
@@ -346,7 +362,9 @@ function checkNumber(name: string, v: number, lo: number, hi: number, loOpen: bo
 export function buildSpec(opts: SpecOptions = {}): ModelSpec {
   const arch = opts.arch ?? "mobilenet_v1";
   if (!ARCHS.includes(arch)) {
-    throw new RangeError(`Cannot build spec as arch must be one of ${ARCHS.join(", ")}: current value is ${arch}`);
+    throw new RangeError(
+      `Cannot build spec as arch must be one of ${ARCHS.join(", ")}: current value is ${arch}`,
+    );
   }
   const alpha = opts.alpha ?? 1;
   checkNumber("alpha", alpha, ALPHA_RANGE.min, ALPHA_RANGE.max, true);
@@ -368,7 +386,9 @@ export function buildSpec(opts: SpecOptions = {}): ModelSpec {
   const classes = opts.classes ?? 1000;
   checkNumber("classes", classes, 1, 100000, false);
   if (!Number.isInteger(inputChannels) || !Number.isInteger(classes)) {
-    throw new RangeError(`Cannot build spec as channels and classes must be integers: got ${inputChannels}, ${classes}`);
+    throw new RangeError(
+      `Cannot build spec as channels and classes must be integers: got ${inputChannels}, ${classes}`,
+    );
   }
   const planArg = opts.stridePlan ?? "imagenet";
   const strides = resolveStridePlan(arch, planArg);
@@ -423,7 +443,10 @@ function buildV2(b: Builder, alpha: number, strides: number[], classes: number):
       const residual = stride === 1 && inC === out;
       const first = t !== 1 ? `block${block}_expand` : `block${block}_dw`;
       if (t !== 1) b.conv(first, "expand", inC * t, 1, 1, { activation: "relu6" });
-      b.conv(`block${block}_dw`, "depthwise", 0, 3, stride, { depthwise: true, activation: "relu6" });
+      b.conv(`block${block}_dw`, "depthwise", 0, 3, stride, {
+        depthwise: true,
+        activation: "relu6",
+      });
       b.conv(`block${block}_project`, "project", out, 1, 1, {
         activation: "none",
         ...(residual ? { residualFrom: first } : {}),
@@ -431,7 +454,9 @@ function buildV2(b: Builder, alpha: number, strides: number[], classes: number):
     }
   });
   // The reference implementations widen the last conv only for alpha > 1.
-  b.conv("last_conv", "last_conv", alpha > 1 ? makeDivisible(1280 * alpha) : 1280, 1, 1, { activation: "relu6" });
+  b.conv("last_conv", "last_conv", alpha > 1 ? makeDivisible(1280 * alpha) : 1280, 1, 1, {
+    activation: "relu6",
+  });
   b.pool("pool");
   b.fc("fc", classes, "none");
 }
@@ -445,7 +470,9 @@ function buildV3(
   lastConv: number,
   head: number,
 ): void {
-  b.conv("conv1", "first_conv", makeDivisible(16 * alpha), 3, strides[0]!, { activation: "hswish" });
+  b.conv("conv1", "first_conv", makeDivisible(16 * alpha), 3, strides[0]!, {
+    activation: "hswish",
+  });
   rows.forEach(([k, exp, c, se, act], i) => {
     const n = i + 1;
     const stride = strides[n]!;
