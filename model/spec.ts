@@ -255,10 +255,15 @@ export function resolutionFor(beta: number, base: number): number {
   return Math.round(beta * base);
 }
 
-/** Smallest and largest input sides that the plan supports (every stage keeps >= 1 pixel). */
-export function resolutionLimits(): { min: number; max: number } {
-  // SAME padding gives ceil(h / 2) >= 1 for any h >= 1, so only the upper bound binds.
-  return { min: 1, max: MAX_RESOLUTION };
+/**
+ * Smallest and largest input sides a stride plan supports. With SAME padding a side never drops
+ * below 1, but a stride-2 stage that receives a 1-pixel map would halve it below one pixel; so
+ * every stride-2 stage must receive at least 2 pixels: `ceil(r / 2^(n-1)) >= 2` for n stride-2
+ * stages, i.e. `r >= 2^(n-1) + 1`.
+ */
+export function resolutionLimits(strides: readonly number[]): { min: number; max: number } {
+  const n = strides.filter((s) => s === 2).length;
+  return { min: n === 0 ? 1 : 2 ** (n - 1) + 1, max: MAX_RESOLUTION };
 }
 
 // --- builder --------------------------------------------------------------------------------
@@ -376,11 +381,7 @@ export function buildSpec(opts: SpecOptions = {}): ModelSpec {
     checkNumber("beta", beta, 0, 1, true);
     resolution = resolutionFor(beta, opts.baseResolution ?? DEFAULT_BASE_RESOLUTION);
   }
-  if (!Number.isInteger(resolution) || resolution < 1 || resolution > MAX_RESOLUTION) {
-    throw new RangeError(
-      `Cannot build spec as resolution must be an integer in [1, ${MAX_RESOLUTION}]: current value is ${resolution}`,
-    );
-  }
+
   const inputChannels = opts.inputChannels ?? 3;
   checkNumber("input channels", inputChannels, 1, 4, false);
   const classes = opts.classes ?? 1000;
@@ -392,6 +393,13 @@ export function buildSpec(opts: SpecOptions = {}): ModelSpec {
   }
   const planArg = opts.stridePlan ?? "imagenet";
   const strides = resolveStridePlan(arch, planArg);
+  const limits = resolutionLimits(strides);
+  if (!Number.isInteger(resolution) || resolution < limits.min || resolution > limits.max) {
+    throw new RangeError(
+      `Cannot build spec as resolution must be an integer in [${limits.min}, ${limits.max}] for this stride plan ` +
+        `(every stride-2 stage needs at least 2 pixels): current value is ${resolution}`,
+    );
+  }
   const b = new Builder(inputChannels, resolution, resolution);
 
   switch (arch) {

@@ -1,0 +1,17 @@
+/** Wiring only: read config, build the app, serve. */
+import { createApp } from "./app.ts";
+
+export interface Config {
+  host: string;
+  port: number;
+}
+
+export function readConfig(env: { get(key: string): string | undefined } = Deno.env): Config {
+  return { host: env.get("HOST") ?? "127.0.0.1", port: Number(env.get("PORT") ?? 8000) };
+}
+
+if (import.meta.main) {
+  const config = readConfig();
+  const app = createApp();
+  Deno.serve({ hostname: config.host, port: config.port }, app.fetch);
+}
