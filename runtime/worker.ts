@@ -1,0 +1,62 @@
+/**
+ * An inference worker: a Deno module Worker that holds the backends of every model variant and
+ * runs one batch at a time, so that a batch never stalls the HTTP event loop. Started by
+ * `runtime/worker_pool.ts`; the backends are built here from their factory specs and the model
+ * bytes, because a backend object cannot cross isolates.
+ */
+/// <reference no-default-lib="true" />
+/// <reference lib="deno.worker" />
+import { buildBackend, type WorkerBackend } from "./backend_factory.ts";
+import type { FromWorker, ToWorker } from "./worker_protocol.ts";
+
+const backends = new Map<string, WorkerBackend>();
+const keyOf = (model: string, backend: string) => `${model}\u0000${backend}`;
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+function post(msg: FromWorker, transfer: Transferable[] = []): void {
+  self.postMessage(msg, transfer);
+}
+
+async function init(msg: Extract<ToWorker, { type: "init" }>): Promise<void> {
+  try {
+    for (const spec of msg.backends) {
+      for (const model of msg.models) {
+        const backend = await buildBackend(spec);
+        await backend.load(model);
+        backends.set(keyOf(model.id, spec.backend), backend);
+      }
+    }
+    post({ type: "ready" });
+  } catch (err) {
+    post({ type: "init-error", message: message(err) });
+  }
+}
+
+async function run(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
+  const backend = backends.get(keyOf(msg.model, msg.backend));
+  if (!backend) {
+    post({
+      type: "run-error",
+      id: msg.id,
+      message:
+        `Cannot run model "${msg.model}" on backend "${msg.backend}" as this worker does not hold it`,
+    });
+    return;
+  }
+  try {
+    const t0 = performance.now();
+    const out = await backend.run(msg.input, msg.shape);
+    const runMs = performance.now() - t0;
+    // A copy: the backend may hand out a view into its own (wasm) memory, which cannot be moved.
+    const logits = out.slice();
+    post({ type: "result", id: msg.id, logits, runMs }, [logits.buffer]);
+  } catch (err) {
+    post({ type: "run-error", id: msg.id, message: message(err) });
+  }
+}
+
+self.onmessage = (e: MessageEvent<ToWorker>) => {
+  const msg = e.data;
+  if (msg.type === "init") void init(msg);
+  else if (msg.type === "run") void run(msg);
+};

@@ -1,0 +1,400 @@
+import assert from "node:assert/strict";
+import type { LoadedModel, NCHW } from "../../runtime/backend.ts";
+import type { BackendFactorySpec } from "../../runtime/backend_factory.ts";
+import { createServiceMetrics } from "../../runtime/metrics.ts";
+import {
+  Scheduler,
+  type SchedulerOptions,
+  SchedulerRejection,
+  WorkerFailedError,
+} from "../../runtime/scheduler.ts";
+import { type FunctionBackendOptions, referenceLogits } from "./function_backend.ts";
+
+const CLASSES = 10;
+const model = (id: string): LoadedModel => ({
+  id,
+  onnx: new Uint8Array(0),
+  inputName: "input",
+  outputName: "logits",
+  inputChannels: 1,
+  classes: CLASSES,
+});
+const fn = (backend: string, options: FunctionBackendOptions = {}): BackendFactorySpec => ({
+  backend,
+  module: new URL("./function_backend.ts", import.meta.url).href,
+  exportName: "createFunctionBackend",
+  options: { name: backend, ...options },
+});
+
+/** A seeded image: different seeds give different images. */
+function image(seed: number, size: number): Float32Array {
+  const out = new Float32Array(size);
+  let s = (seed * 2654435761 + 12345) >>> 0;
+  for (let i = 0; i < size; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    out[i] = (s >>> 8) / 16777216 - 0.5;
+  }
+  out[0] = seed + 0.25; // first value: never equal to the backends' integer trigger values
+  return out;
+}
+
+const shape = (r: number): NCHW => [1, 1, r, r];
+
+async function withScheduler(
+  opts: Partial<SchedulerOptions>,
+  body: (s: Scheduler, m: ReturnType<typeof createServiceMetrics>) => Promise<void>,
+) {
+  const metrics = createServiceMetrics();
+  const s = await Scheduler.create({
+    models: [model("m-a"), model("m-b")],
+    backends: [fn("fn")],
+    workers: 1,
+    metrics,
+    ...opts,
+  });
+  try {
+    await body(s, metrics);
+  } finally {
+    await s.close();
+  }
+}
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  assert.fail("expected a rejection");
+}
+
+Deno.test("Scheduler answers 300 concurrent requests over 2 workers, 2 models and 2 resolutions, each with its own image's logits", async () => {
+  await withScheduler({ workers: 2, maxBatch: 8, maxWaitMs: 1 }, async (s) => {
+    const reqs = Array.from({ length: 300 }, (_, i) => {
+      const m = i % 2 ? "m-a" : "m-b";
+      const r = i % 3 ? 8 : 12;
+      return { m, r, img: image(i, r * r) };
+    });
+    const results = await Promise.all(
+      reqs.map((q) =>
+        s.submit({ model: q.m, backend: "fn", input: q.img.slice(), shape: shape(q.r) })
+      ),
+    );
+    const workers = new Set<number>();
+    results.forEach((res, i) => {
+      const q = reqs[i]!;
+      assert.deepEqual(res.logits, referenceLogits(q.m, q.img, CLASSES), `request ${i}`);
+      assert.equal(res.variant, `${q.m}@${q.r}x${q.r}`);
+      workers.add(res.worker);
+    });
+    assert.deepEqual([...workers].sort(), [0, 1], "both workers ran batches");
+  });
+});
+
+Deno.test("Scheduler batches concurrent requests, never above maxBatch", async () => {
+  await withScheduler(
+    { maxBatch: 4, maxWaitMs: 5, backends: [fn("fn", { batchMs: 20 })] },
+    async (s, metrics) => {
+      const results = await Promise.all(
+        Array.from(
+          { length: 12 },
+          (_, i) => s.submit({ model: "m-a", backend: "fn", input: image(i, 64), shape: shape(8) }),
+        ),
+      );
+      const sizes = results.map((r) => r.batchSize);
+      assert.ok(sizes.every((n) => n >= 1 && n <= 4), `batch sizes ${sizes}`);
+      assert.ok(sizes.some((n) => n > 1), `some batch held more than one request: ${sizes}`);
+      const h = metrics.batchSize.get(["m-a@8x8", "fn"]);
+      assert.equal(h.sum, 12, "the batch-size histogram counts every request once");
+      assert.ok(h.count < 12, "fewer batches than requests");
+    },
+  );
+});
+
+Deno.test("Scheduler runs the requests of one variant in arrival order", async () => {
+  await withScheduler({ maxBatch: 1, maxWaitMs: 0 }, async (s) => {
+    const order: number[] = [];
+    await Promise.all(
+      Array.from(
+        { length: 10 },
+        (_, i) =>
+          s.submit({ model: "m-a", backend: "fn", input: image(i, 16), shape: shape(4) })
+            .then(() => order.push(i)),
+      ),
+    );
+    assert.deepEqual(order, [...Array(10).keys()]);
+  });
+});
+
+Deno.test("Scheduler refuses with queue_full and a Retry-After once a variant's queue is full", async () => {
+  await withScheduler(
+    { maxBatch: 1, maxWaitMs: 0, maxQueue: 3, backends: [fn("fn", { batchMs: 100 })] },
+    async (s, metrics) => {
+      const submit = (i: number) =>
+        s.submit({ model: "m-a", backend: "fn", input: image(i, 16), shape: shape(4) });
+      const first = submit(0); // dispatched at once: leaves the queue
+      const queued = [submit(1), submit(2), submit(3)];
+      const err = await rejection(submit(4));
+      assert.ok(err instanceof SchedulerRejection);
+      assert.equal(err.reason, "queue_full");
+      assert.ok(err.retryAfterS >= 1);
+      assert.equal(metrics.rejections.get(["queue_full", "m-a@4x4"]), 1);
+      // Another variant has its own queue.
+      await s.submit({ model: "m-b", backend: "fn", input: image(9, 16), shape: shape(4) });
+      const done = await Promise.all([first, ...queued]);
+      assert.equal(done.length, 4);
+    },
+  );
+});
+
+Deno.test("Scheduler refuses at once a deadline that the measured p95 cannot meet, and accepts a generous one", async () => {
+  await withScheduler({ backends: [fn("fn", { batchMs: 80 })] }, async (s, metrics) => {
+    const warm = await s.warmup("m-a", "fn", shape(4), 2);
+    assert.ok(warm.p95Ms >= 80, `measured p95 ${warm.p95Ms}`);
+    const err = await rejection(
+      s.submit({
+        model: "m-a",
+        backend: "fn",
+        input: image(1, 16),
+        shape: shape(4),
+        deadlineAt: performance.now() + 10,
+      }),
+    );
+    assert.ok(err instanceof SchedulerRejection);
+    assert.equal(err.reason, "deadline_unmeetable");
+    assert.equal(metrics.rejections.get(["deadline_unmeetable", "m-a@4x4"]), 1);
+    assert.equal(metrics.batchSize.get(["m-a@4x4", "fn"]).count, 0, "it never ran");
+    const ok = await s.submit({
+      model: "m-a",
+      backend: "fn",
+      input: image(2, 16),
+      shape: shape(4),
+      deadlineAt: performance.now() + 60_000,
+    });
+    assert.deepEqual(ok.logits, referenceLogits("m-a", image(2, 16), CLASSES));
+  });
+});
+
+Deno.test("Scheduler drops a queued request with deadline_expired when its deadline passes, and never runs it", async () => {
+  // Not warmed up: admission has no measurement and accepts; the queue must still never run late.
+  await withScheduler(
+    { maxBatch: 1, maxWaitMs: 0, backends: [fn("fn", { batchMs: 300 })] },
+    async (s, metrics) => {
+      const blocker = s.submit({
+        model: "m-a",
+        backend: "fn",
+        input: image(0, 16),
+        shape: shape(4),
+      });
+      const late = s.submit({
+        model: "m-a",
+        backend: "fn",
+        input: image(1, 16),
+        shape: shape(4),
+        deadlineAt: performance.now() + 30,
+      });
+      const err = await rejection(late);
+      assert.ok(err instanceof SchedulerRejection);
+      assert.equal(err.reason, "deadline_expired");
+      await blocker;
+      assert.equal(metrics.batchSize.get(["m-a@4x4", "fn"]).count, 1, "only the blocker ran");
+      assert.equal(metrics.rejections.get(["deadline_expired", "m-a@4x4"]), 1);
+      assert.equal(s.queued, 0);
+    },
+  );
+});
+
+Deno.test("Scheduler.choose() picks the most accurate variant whose measured p95 fits the deadline", async () => {
+  await withScheduler(
+    { backends: [fn("slow", { batchMs: 300 }), fn("fast")] },
+    async (s) => {
+      const accurate = { model: "m-a", backend: "slow", shape: shape(4), accuracy: 0.93 };
+      const quick = { model: "m-a", backend: "fast", shape: shape(4), accuracy: 0.88 };
+      // Unmeasured variants never fit a deadline.
+      assert.equal(s.choose([accurate, quick], performance.now() + 60_000), undefined);
+      await s.warmup("m-a", "slow", shape(4), 1);
+      await s.warmup("m-a", "fast", shape(4), 2);
+      assert.equal(s.choose([quick, accurate]), accurate, "no deadline: the most accurate");
+      assert.equal(s.choose([quick, accurate], performance.now() + 60_000), accurate);
+      assert.equal(s.choose([quick, accurate], performance.now() + 150), quick);
+      assert.equal(s.choose([quick, accurate], performance.now() - 1), undefined);
+    },
+  );
+});
+
+Deno.test("Scheduler keeps the main event loop free while a worker runs a batch", async () => {
+  await withScheduler({ backends: [fn("fn", { batchMs: 300 })] }, async (s) => {
+    let ticks = 0;
+    let running = true;
+    const tick = () => {
+      ticks++;
+      if (running) setTimeout(tick, 0);
+    };
+    tick();
+    await s.submit({ model: "m-a", backend: "fn", input: image(0, 16), shape: shape(4) });
+    running = false;
+    assert.ok(ticks > 10, `the main thread kept running timers during the batch: ${ticks} ticks`);
+  });
+});
+
+Deno.test("Scheduler fails only the batch whose backend threw; the worker keeps serving", async () => {
+  await withScheduler(
+    { maxBatch: 1, maxWaitMs: 0, backends: [fn("fn", { failWhen: 7 })] },
+    async (s) => {
+      const bad = image(0, 16);
+      bad[0] = 7;
+      const err = await rejection(
+        s.submit({ model: "m-a", backend: "fn", input: bad, shape: shape(4) }),
+      );
+      assert.ok(err instanceof Error);
+      assert.match(err.message, /poisoned input/);
+      const ok = await s.submit({
+        model: "m-a",
+        backend: "fn",
+        input: image(3, 16),
+        shape: shape(4),
+      });
+      assert.deepEqual(ok.logits, referenceLogits("m-a", image(3, 16), CLASSES));
+    },
+  );
+});
+
+Deno.test("Scheduler replaces a worker that crashed, failing only its batch with WorkerFailedError", async () => {
+  await withScheduler(
+    { workers: 2, maxBatch: 1, maxWaitMs: 0, backends: [fn("fn", { crashWhen: 13 })] },
+    async (s, metrics) => {
+      const bad = image(0, 16);
+      bad[0] = 13;
+      const err = await rejection(
+        s.submit({ model: "m-a", backend: "fn", input: bad, shape: shape(4) }),
+      );
+      assert.ok(err instanceof WorkerFailedError, String(err));
+      assert.equal(metrics.rejections.get(["worker_failed", "m-a@4x4"]), 1);
+      const results = await Promise.all(
+        Array.from(
+          { length: 20 },
+          (_, i) =>
+            s.submit({ model: "m-a", backend: "fn", input: image(i + 1, 16), shape: shape(4) }),
+        ),
+      );
+      results.forEach((r, i) =>
+        assert.deepEqual(r.logits, referenceLogits("m-a", image(i + 1, 16), CLASSES))
+      );
+      for (let i = 0; i < 200 && metrics.workers.get() < 2; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.equal(metrics.workers.get(), 2, "the replacement worker is up");
+    },
+  );
+});
+
+Deno.test("Scheduler replaces a worker that does not answer within batchTimeoutMs", async () => {
+  await withScheduler(
+    { maxBatch: 1, maxWaitMs: 0, batchTimeoutMs: 300, backends: [fn("fn", { hangWhen: 5 })] },
+    async (s) => {
+      const bad = image(0, 16);
+      bad[0] = 5;
+      const err = await rejection(
+        s.submit({ model: "m-a", backend: "fn", input: bad, shape: shape(4) }),
+      );
+      assert.ok(err instanceof WorkerFailedError);
+      assert.match(err.message, /did not answer/);
+      const ok = await s.submit({
+        model: "m-a",
+        backend: "fn",
+        input: image(4, 16),
+        shape: shape(4),
+      });
+      assert.deepEqual(ok.logits, referenceLogits("m-a", image(4, 16), CLASSES));
+    },
+  );
+});
+
+Deno.test("Scheduler.close() finishes queued and in-flight requests, then refuses with shutting_down", async () => {
+  const s = await Scheduler.create({
+    models: [model("m-a")],
+    backends: [fn("fn", { batchMs: 30 })],
+    workers: 1,
+    maxBatch: 2,
+    maxWaitMs: 50,
+  });
+  const pending = Array.from(
+    { length: 7 },
+    (_, i) => s.submit({ model: "m-a", backend: "fn", input: image(i, 16), shape: shape(4) }),
+  );
+  const closed = s.close();
+  const err = await rejection(
+    s.submit({ model: "m-a", backend: "fn", input: image(99, 16), shape: shape(4) }),
+  );
+  assert.ok(err instanceof SchedulerRejection);
+  assert.equal(err.reason, "shutting_down");
+  const results = await Promise.all(pending);
+  results.forEach((r, i) =>
+    assert.deepEqual(r.logits, referenceLogits("m-a", image(i, 16), CLASSES))
+  );
+  await closed;
+});
+
+Deno.test("Scheduler removes an aborted request from its queue", async () => {
+  await withScheduler(
+    { maxBatch: 1, maxWaitMs: 0, backends: [fn("fn", { batchMs: 100 })] },
+    async (s, metrics) => {
+      const blocker = s.submit({
+        model: "m-a",
+        backend: "fn",
+        input: image(0, 16),
+        shape: shape(4),
+      });
+      const ac = new AbortController();
+      const aborted = s.submit({
+        model: "m-a",
+        backend: "fn",
+        input: image(1, 16),
+        shape: shape(4),
+        signal: ac.signal,
+      });
+      ac.abort(new Error("client went away"));
+      const err = await rejection(aborted);
+      assert.ok(err instanceof Error && /client went away/.test(err.message));
+      await blocker;
+      assert.equal(metrics.batchSize.get(["m-a@4x4", "fn"]).count, 1);
+    },
+  );
+});
+
+Deno.test("Scheduler rejects unknown models, unknown backends and wrong input sizes, naming the valid ones", async () => {
+  await withScheduler({}, async (s) => {
+    const input = image(0, 16);
+    await assert.rejects(
+      s.submit({ model: "nope", backend: "fn", input, shape: shape(4) }),
+      /loaded are m-a, m-b/,
+    );
+    await assert.rejects(
+      s.submit({ model: "m-a", backend: "ort-wasm", input, shape: shape(4) }),
+      /built are fn/,
+    );
+    await assert.rejects(
+      s.submit({ model: "m-a", backend: "fn", input, shape: shape(5) }),
+      /must hold c\*h\*w = 25 values/,
+    );
+    await assert.rejects(
+      s.submit({ model: "m-a", backend: "fn", input, shape: [2, 1, 4, 2] }),
+      /\[1, c, h, w\]/,
+    );
+  });
+});
+
+Deno.test("Scheduler.create() fails with the factory's error when a backend cannot be built", async () => {
+  await assert.rejects(
+    Scheduler.create({
+      models: [model("m-a")],
+      backends: [{
+        backend: "x",
+        module: new URL("./function_backend.ts", import.meta.url).href,
+        exportName: "missing",
+      }],
+      workers: 1,
+    }),
+    /does not export a function named missing/,
+  );
+});
