@@ -6,16 +6,25 @@ import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { type CostDefaults, costRoutes } from "./routes/cost.ts";
 import { healthRoutes, type Readiness } from "./routes/health.ts";
+import { metricsRoutes, requestMetrics } from "./routes/metrics.ts";
 import { notFound, onError } from "./routes/problem.ts";
+import { createServiceMetrics, type ServiceMetrics } from "./runtime/metrics.ts";
 
 export interface AppDeps {
   readiness?: Readiness;
   costDefaults?: CostDefaults;
+  /** The service's metrics, shared with the scheduler; a fresh set when absent. */
+  metrics?: ServiceMetrics;
+  /** Sink for one JSON log line per request; no logging when absent. */
+  log?: ((line: string) => void) | null;
 }
 
 export function createApp(deps: AppDeps = {}): Hono {
   const app = new Hono();
+  const metrics = deps.metrics ?? createServiceMetrics();
   app.use(requestId());
+  app.use(requestMetrics({ metrics, log: deps.log ?? null }));
+  app.route("/", metricsRoutes(metrics));
   app.route("/", healthRoutes(deps.readiness ?? { ready: () => true, reason: () => "" }));
   app.route("/v1/cost", costRoutes(deps.costDefaults ? { defaults: deps.costDefaults } : {}));
   app.notFound(notFound);

@@ -1,0 +1,99 @@
+/**
+ * `GET /metrics` (Prometheus text format 0.0.4) and the middleware that measures and logs every
+ * request: one structured JSON line per answer, carrying the request id that `hono/request-id`
+ * puts on the answer's `X-Request-Id` header.
+ */
+import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
+import "hono/request-id"; // declares c.get("requestId")
+import { PROMETHEUS_CONTENT_TYPE, type ServiceMetrics } from "../runtime/metrics.ts";
+
+export function metricsRoutes(metrics: ServiceMetrics): Hono {
+  const app = new Hono();
+  app.get(
+    "/metrics",
+    (c) => c.body(metrics.registry.render(), 200, { "content-type": PROMETHEUS_CONTENT_TYPE }),
+  );
+  return app;
+}
+
+interface RequestInfo {
+  /** `performance.now()` when the request reached the app: deadlines count from here. */
+  arrivedAt: number;
+  variant: string;
+  backend: string;
+}
+
+const info = new WeakMap<Request, RequestInfo>();
+
+/** When the request arrived (`performance.now()` clock); now if the middleware is not mounted. */
+export function requestArrival(c: Context): number {
+  return info.get(c.req.raw)?.arrivedAt ?? performance.now();
+}
+
+/** Names the model variant and backend that served the request, for its metrics and log line. */
+export function labelRequest(c: Context, variant: string, backend: string): void {
+  const i = info.get(c.req.raw);
+  if (i) {
+    i.variant = variant;
+    i.backend = backend;
+  }
+}
+
+/** The route pattern that answered ("/v1/cost"), not the raw path: bounded label cardinality. */
+function routeOf(c: Context): string {
+  const routes = matchedRoutes(c);
+  for (let i = routes.length - 1; i >= 0; i--) {
+    const r = routes[i]!;
+    if (r.method !== "ALL") return r.path;
+  }
+  return "unmatched";
+}
+
+export interface RequestMetricsOptions {
+  metrics: ServiceMetrics;
+  /** Where JSON log lines go (one per request); null for none. */
+  log?: ((line: string) => void) | null;
+}
+
+export const requestMetrics = (opts: RequestMetricsOptions): MiddlewareHandler =>
+  async function requestMetrics(c, next) {
+    const i: RequestInfo = { arrivedAt: performance.now(), variant: "", backend: "" };
+    info.set(c.req.raw, i);
+    await next();
+    // hono/request-id sets the header through the context, which answers built as a plain
+    // Response (problem+json errors, 404) do not carry: put it on every answer here.
+    const id = c.get("requestId");
+    if (id && !c.res.headers.has("x-request-id")) {
+      try {
+        c.res.headers.set("x-request-id", id);
+      } catch {
+        // Immutable headers (a proxied fetch answer): copy the answer to set it.
+        const res = new Response(c.res.body, c.res);
+        res.headers.set("x-request-id", id);
+        c.res = res;
+      }
+    }
+    const ms = performance.now() - i.arrivedAt;
+    const route = routeOf(c);
+    const status = c.res.status;
+    const s = String(status);
+    opts.metrics.httpRequests.inc([route, c.req.method, s]);
+    opts.metrics.httpDuration.observe([route, s, i.variant, i.backend], ms / 1000);
+    if (!opts.log) return;
+    const line: Record<string, unknown> = {
+      time: new Date().toISOString(),
+      level: status >= 500 ? "error" : status >= 400 ? "warn" : "info",
+      msg: "request",
+      request_id: id,
+      method: c.req.method,
+      path: c.req.path,
+      route,
+      status,
+      duration_ms: Math.round(ms * 1000) / 1000,
+    };
+    if (i.variant) line.variant = i.variant;
+    if (i.backend) line.backend = i.backend;
+    if (status >= 500 && c.error) line.error = c.error.message;
+    opts.log(JSON.stringify(line));
+  };

@@ -1,0 +1,81 @@
+/**
+ * The HTTP side of the scheduler: reading a request's deadline (`deadline_ms` query or
+ * `X-Deadline-Ms` header) and turning scheduler refusals into problem+json answers with
+ * `Retry-After` (RFC 9110 section 10.2.3).
+ */
+import type { Context } from "hono";
+import { SchedulerRejection, WorkerFailedError } from "../runtime/scheduler.ts";
+import { requestArrival } from "./metrics.ts";
+import { parseNumber } from "./params.ts";
+import { badParameter, ProblemError } from "./problem.ts";
+
+/** The longest deadline accepted: a minute is far beyond any useful classification budget. */
+export const MAX_DEADLINE_MS = 60_000;
+
+/**
+ * The request's deadline on the `performance.now()` clock, counted from its arrival, or undefined
+ * when it has none. Throws a 400 naming the parameter for a malformed value.
+ */
+export function readDeadline(c: Context): number | undefined {
+  const fromQuery = c.req.query("deadline_ms");
+  const raw = fromQuery ?? c.req.header("x-deadline-ms");
+  if (raw === undefined) return undefined;
+  const name = fromQuery !== undefined ? "deadline_ms" : "X-Deadline-Ms";
+  const expectation = `a number of milliseconds in (0, ${MAX_DEADLINE_MS}]`;
+  const ms = parseNumber(name, raw, expectation);
+  if (!(ms > 0 && ms <= MAX_DEADLINE_MS)) {
+    throw badParameter(name, `${name} must be ${expectation}: got "${raw}".`, {
+      min: 0,
+      max: MAX_DEADLINE_MS,
+    });
+  }
+  return requestArrival(c) + ms;
+}
+
+/** The problem answer for a scheduler error, or undefined for errors that are not the scheduler's. */
+export function schedulerProblem(err: unknown): ProblemError | undefined {
+  if (err instanceof SchedulerRejection) {
+    const headers = { "retry-after": String(err.retryAfterS) };
+    const ext = { reason: err.reason };
+    switch (err.reason) {
+      case "queue_full":
+        return new ProblemError(
+          429,
+          `${err.message} Retry after ${err.retryAfterS} s, or send fewer requests at once.`,
+          ext,
+          headers,
+        );
+      case "deadline_unmeetable":
+        return new ProblemError(
+          503,
+          `${err.message} Retry after ${err.retryAfterS} s, allow a longer deadline_ms, or pick a smaller alpha or beta.`,
+          ext,
+          headers,
+        );
+      case "deadline_expired":
+        return new ProblemError(
+          504,
+          `${err.message} It was not run. Allow a longer deadline_ms or retry when the load is lower.`,
+          ext,
+          headers,
+        );
+      case "shutting_down":
+      case "no_workers":
+        return new ProblemError(
+          503,
+          `${err.message} Retry after ${err.retryAfterS} s.`,
+          ext,
+          headers,
+        );
+    }
+  }
+  if (err instanceof WorkerFailedError) {
+    return new ProblemError(
+      503,
+      "The inference worker running this request failed and is being replaced. Retry the request.",
+      { reason: "worker_failed" },
+      { "retry-after": "1" },
+    );
+  }
+  return undefined;
+}
