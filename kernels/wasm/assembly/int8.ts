@@ -1,0 +1,435 @@
+// AssemblyScript source of kernels/wasm/kernels.wasm: int8 inference kernels in WASM SIMD.
+//
+// Conventions (the TypeScript side, kernels/wasm/int8_wasm.ts, prepares every buffer):
+// - Activations are uint8 NHWC. Every pointer is a byte offset into the module's own memory,
+//   allocated once by TypeScript. Buffers read 8 bytes at a time have at least 16 bytes of slack
+//   after their end, so tail channels may over-read (the extra lanes are never stored, or meet zero
+//   weights).
+// - Weights are pre-packed once as int16 (weight minus its zero point) in the layouts described at
+//   each kernel. Accumulation is int32 through i32x4.dot_i16x8_s, which is exact for every
+//   (uint8 - zp) x int16 pair sum and portable (no relaxed SIMD needed).
+// - Bias (int32) and requantization multipliers (float32) are padded to a multiple of 8 channels.
+// - Requantization matches onnxruntime's MLAS (see kernels/int8/requantize.ts): float32 convert,
+//   float32 multiply, clamp to [lo - zp, hi - zp], round half to even (f32x4.nearest), add zp.
+//
+// The module has zero imports (built with --runtime stub and `--use abort=`).
+
+const SCRATCH: usize = memory.data(64, 16);
+const TAPS: usize = memory.data(64 * 4, 16);
+
+/** First byte after the module's static data: TypeScript allocates from here. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+// @ts-ignore: decorator
+
+function requant4(acc: v128, mult: v128, flo: v128, fhi: v128, zp: v128): v128 {
+  let f = f32x4.mul(f32x4.convert_i32x4_s(acc), mult);
+  f = f32x4.pmin(f32x4.pmax(f, flo), fhi);
+  return i32x4.add(i32x4.trunc_sat_f32x4_s(f32x4.nearest(f)), zp);
+}
+
+// @ts-ignore: decorator
+
+function store8(out: usize, lo4: v128, hi4: v128, count: i32): void {
+  const n16 = i16x8.narrow_i32x4_s(lo4, hi4);
+  const v = i8x16.narrow_i16x8_u(n16, n16);
+  if (count >= 8) {
+    v128.store64_lane(out, v, 0);
+  } else {
+    v128.store(SCRATCH, v);
+    for (let i = 0; i < count; i++) store<u8>(out + <usize> i, load<u8>(SCRATCH + <usize> i));
+  }
+}
+
+/**
+ * Packs uint8 rows into int16 GEMM rows: dst[r][i] = src[r * ldsrc + i] - zp for i < k, 0 up to kp
+ * (kp even). The A operand of gemmU8 for pointwise convolutions and the FC layer.
+ */
+export function packRows(
+  src: usize,
+  m: i32,
+  k: i32,
+  ldsrc: i32,
+  zp: i32,
+  dst: usize,
+  kp: i32,
+): void {
+  const z = i16x8.splat(<i16> zp);
+  for (let r = 0; r < m; r++) {
+    const s = src + <usize> r * <usize> ldsrc;
+    const d = dst + ((<usize> r * <usize> kp) << 1);
+    let i = 0;
+    for (; i + 8 <= k; i += 8) {
+      v128.store(d + (<usize> i << 1), i16x8.sub(v128.load8x8_u(s + <usize> i), z));
+    }
+    for (; i < k; i++) store<i16>(d + (<usize> i << 1), <i16> (<i32> load<u8>(s + <usize> i) - zp));
+    for (; i < kp; i++) store<i16>(d + (<usize> i << 1), 0);
+  }
+}
+
+/**
+ * im2col for a standard (groups = 1) convolution on NHWC input: one int16 row per output pixel,
+ * columns ordered (ky, kx, ci), value x - zp, 0 for padding and for columns kh*kw*c .. kp.
+ */
+export function packIm2col(
+  src: usize,
+  n: i32,
+  h: i32,
+  w: i32,
+  c: i32,
+  kh: i32,
+  kw: i32,
+  sh: i32,
+  sw: i32,
+  padT: i32,
+  padL: i32,
+  oh: i32,
+  ow: i32,
+  zp: i32,
+  dst: usize,
+  kp: i32,
+): void {
+  let row: usize = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const d = dst + ((row * <usize> kp) << 1);
+        let idx = 0;
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh - padT + ky;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * sw - padL + kx;
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+              const s = src + <usize> (((b * h + iy) * w + ix) * c);
+              for (let ci = 0; ci < c; ci++) {
+                store<i16>(
+                  d + (<usize> (idx + ci) << 1),
+                  <i16> (<i32> load<u8>(s + <usize> ci) - zp),
+                );
+              }
+            } else {
+              for (let ci = 0; ci < c; ci++) store<i16>(d + (<usize> (idx + ci) << 1), 0);
+            }
+            idx += c;
+          }
+        }
+        for (; idx < kp; idx++) store<i16>(d + (<usize> idx << 1), 0);
+        row++;
+      }
+    }
+  }
+}
+
+/**
+ * int8 GEMM with fused requantization: out[r * ldo + o] = requant(bias[o] + sum_i a[r][i] * w[o][i]).
+ *
+ * a: int16 [m][kp] from packRows / packIm2col (kp even).
+ * w: packed per block of 8 output channels, then per pair of k (p = 0, 2, ..): 16 int16 =
+ *    [w[o0][p], w[o0][p+1], w[o1][p], w[o1][p+1], .. w[o3][p+1]] then the same for o4..o7, so that
+ *    one i32x4.dot_i16x8_s with the splatted pair (a[r][p], a[r][p+1]) adds 2 terms to 4 channels.
+ * Register tile: 4 rows x 8 channels (8 i32x4 accumulators).
+ */
+export function gemmU8(
+  a: usize,
+  m: i32,
+  kp: i32,
+  w: usize,
+  n: i32,
+  bias: usize,
+  mult: usize,
+  outZp: i32,
+  lo: i32,
+  hi: i32,
+  out: usize,
+  ldo: i32,
+): void {
+  const zpv = i32x4.splat(outZp);
+  const flo = f32x4.splat(<f32> (lo - outZp));
+  const fhi = f32x4.splat(<f32> (hi - outZp));
+  const rowBytes = <usize> kp << 1;
+  const blockBytes = rowBytes << 3;
+  const ld = <usize> ldo;
+  const nb = (n + 7) >> 3;
+  for (let j = 0; j < nb; j++) {
+    const wb = w + <usize> j * blockBytes;
+    const pb = bias + (<usize> j << 5);
+    const pm = mult + (<usize> j << 5);
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    const s0 = v128.load(pm);
+    const s1 = v128.load(pm, 16);
+    const cnt = min(8, n - (j << 3));
+    const ob = out + (<usize> j << 3);
+    const wend = wb + blockBytes;
+    let r = 0;
+    for (; r + 4 <= m; r += 4) {
+      let pa = a + <usize> r * rowBytes;
+      let pw = wb;
+      let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+      while (pw < wend) {
+        const w0 = v128.load(pw);
+        const w1 = v128.load(pw, 16);
+        let x = v128.load32_splat(pa);
+        c00 = i32x4.add(c00, i32x4.dot_i16x8_s(x, w0));
+        c01 = i32x4.add(c01, i32x4.dot_i16x8_s(x, w1));
+        x = v128.load32_splat(pa + rowBytes);
+        c10 = i32x4.add(c10, i32x4.dot_i16x8_s(x, w0));
+        c11 = i32x4.add(c11, i32x4.dot_i16x8_s(x, w1));
+        x = v128.load32_splat(pa + (rowBytes << 1));
+        c20 = i32x4.add(c20, i32x4.dot_i16x8_s(x, w0));
+        c21 = i32x4.add(c21, i32x4.dot_i16x8_s(x, w1));
+        x = v128.load32_splat(pa + rowBytes * 3);
+        c30 = i32x4.add(c30, i32x4.dot_i16x8_s(x, w0));
+        c31 = i32x4.add(c31, i32x4.dot_i16x8_s(x, w1));
+        pw += 32;
+        pa += 4;
+      }
+      const o = ob + <usize> r * ld;
+      store8(o, requant4(c00, s0, flo, fhi, zpv), requant4(c01, s1, flo, fhi, zpv), cnt);
+      store8(o + ld, requant4(c10, s0, flo, fhi, zpv), requant4(c11, s1, flo, fhi, zpv), cnt);
+      store8(o + 2 * ld, requant4(c20, s0, flo, fhi, zpv), requant4(c21, s1, flo, fhi, zpv), cnt);
+      store8(o + 3 * ld, requant4(c30, s0, flo, fhi, zpv), requant4(c31, s1, flo, fhi, zpv), cnt);
+    }
+    for (; r < m; r++) {
+      let pa = a + <usize> r * rowBytes;
+      let pw = wb;
+      let c00 = b0, c01 = b1;
+      while (pw < wend) {
+        const x = v128.load32_splat(pa);
+        c00 = i32x4.add(c00, i32x4.dot_i16x8_s(x, v128.load(pw)));
+        c01 = i32x4.add(c01, i32x4.dot_i16x8_s(x, v128.load(pw, 16)));
+        pw += 32;
+        pa += 4;
+      }
+      store8(
+        ob + <usize> r * ld,
+        requant4(c00, s0, flo, fhi, zpv),
+        requant4(c01, s1, flo, fhi, zpv),
+        cnt,
+      );
+    }
+  }
+}
+
+/**
+ * The same GEMM with float32 output: out[r * n + o] = f32(acc) * scale[o] (dequantized logits of
+ * the classifier). Layouts as gemmU8.
+ */
+export function gemmF32(
+  a: usize,
+  m: i32,
+  kp: i32,
+  w: usize,
+  n: i32,
+  bias: usize,
+  scale: usize,
+  out: usize,
+): void {
+  const rowBytes = <usize> kp << 1;
+  const blockBytes = rowBytes << 3;
+  const nb = (n + 7) >> 3;
+  for (let j = 0; j < nb; j++) {
+    const wb = w + <usize> j * blockBytes;
+    const wend = wb + blockBytes;
+    const cnt = min(8, n - (j << 3));
+    for (let r = 0; r < m; r++) {
+      let pa = a + <usize> r * rowBytes;
+      let pw = wb;
+      let c0 = v128.load(bias + (<usize> j << 5));
+      let c1 = v128.load(bias + (<usize> j << 5), 16);
+      while (pw < wend) {
+        const x = v128.load32_splat(pa);
+        c0 = i32x4.add(c0, i32x4.dot_i16x8_s(x, v128.load(pw)));
+        c1 = i32x4.add(c1, i32x4.dot_i16x8_s(x, v128.load(pw, 16)));
+        pw += 32;
+        pa += 4;
+      }
+      v128.store(
+        SCRATCH,
+        f32x4.mul(f32x4.convert_i32x4_s(c0), v128.load(scale + (<usize> j << 5))),
+      );
+      v128.store(
+        SCRATCH,
+        f32x4.mul(f32x4.convert_i32x4_s(c1), v128.load(scale + (<usize> j << 5), 16)),
+        16,
+      );
+      const o = out + ((<usize> r * <usize> n + (<usize> j << 3)) << 2);
+      for (let i = 0; i < cnt; i++) {
+        store<f32>(o + (<usize> i << 2), load<f32>(SCRATCH + (<usize> i << 2)));
+      }
+    }
+  }
+}
+
+/**
+ * Depthwise k x k convolution (any stride, explicit top/left padding; bottom/right follow from
+ * oh, ow) on NHWC uint8 with fused requantization.
+ *
+ * w: packed per block of 8 channels, then per pair of taps (t = 0, 2, .. in ky-major order, an odd
+ *    tap count padded with a zero tap): 16 int16 = [w[c0][t], w[c0][t+1], .. w[c3][t+1]] then
+ *    c4..c7. Two taps' inputs are interleaved with an i16x8 shuffle so that one dot_i16x8_s adds
+ *    2 taps to 4 channels.
+ * zrow: at least c + 16 bytes, all equal to inZp: out-of-image taps point there, so padding adds
+ *    exactly (zp - zp) * w = 0, as SAME padding with the zero point does.
+ */
+export function depthwise(
+  src: usize,
+  n: i32,
+  h: i32,
+  w: i32,
+  c: i32,
+  k: i32,
+  stride: i32,
+  padT: i32,
+  padL: i32,
+  oh: i32,
+  ow: i32,
+  inZp: i32,
+  wts: usize,
+  bias: usize,
+  mult: usize,
+  outZp: i32,
+  lo: i32,
+  hi: i32,
+  dst: usize,
+  zrow: usize,
+): void {
+  const zpv = i32x4.splat(outZp);
+  const flo = f32x4.splat(<f32> (lo - outZp));
+  const fhi = f32x4.splat(<f32> (hi - outZp));
+  const zin = i16x8.splat(<i16> inZp);
+  const taps = k * k;
+  const pairs = (taps + 1) >> 1;
+  const blockBytes = <usize> pairs << 5;
+  const cb = (c + 7) >> 3;
+  if (taps & 1) store<usize>(TAPS + (<usize> taps << 2), zrow);
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      const iy0 = oy * stride - padT;
+      for (let ox = 0; ox < ow; ox++) {
+        const ix0 = ox * stride - padL;
+        let t: usize = 0;
+        for (let ky = 0; ky < k; ky++) {
+          const iy = iy0 + ky;
+          const rowOk = iy >= 0 && iy < h;
+          const rowBase = src + <usize> (((b * h + iy) * w) * c);
+          for (let kx = 0; kx < k; kx++) {
+            const ix = ix0 + kx;
+            const p = rowOk && ix >= 0 && ix < w ? rowBase + <usize> (ix * c) : zrow;
+            store<usize>(TAPS + (t << 2), p);
+            t++;
+          }
+        }
+        const o = dst + <usize> (((b * oh + oy) * ow + ox) * c);
+        for (let j = 0; j < cb; j++) {
+          const off = <usize> j << 3;
+          let a0 = v128.load(bias + (off << 2));
+          let a1 = v128.load(bias + (off << 2), 16);
+          let pw = wts + <usize> j * blockBytes;
+          for (let q = 0; q < pairs; q++) {
+            const tp = TAPS + (<usize> q << 3);
+            const xa = i16x8.sub(v128.load8x8_u(load<usize>(tp) + off), zin);
+            const xb = i16x8.sub(v128.load8x8_u(load<usize>(tp, 4) + off), zin);
+            a0 = i32x4.add(
+              a0,
+              i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 0, 8, 1, 9, 2, 10, 3, 11), v128.load(pw)),
+            );
+            a1 = i32x4.add(
+              a1,
+              i32x4.dot_i16x8_s(
+                i16x8.shuffle(xa, xb, 4, 12, 5, 13, 6, 14, 7, 15),
+                v128.load(pw, 16),
+              ),
+            );
+            pw += 32;
+          }
+          store8(
+            o + off,
+            requant4(a0, v128.load(mult + (off << 2)), flo, fhi, zpv),
+            requant4(a1, v128.load(mult + (off << 2), 16), flo, fhi, zpv),
+            min(8, c - (j << 3)),
+          );
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Global average pool NHWC [n, hw, c] -> [n, c] with QLinearGlobalAveragePool's arithmetic:
+ * acc = sum - inZp * hw, one float32 multiplier f32(inScale / f32(outScale * hw)).
+ */
+export function globalAvgPool(
+  src: usize,
+  n: i32,
+  hw: i32,
+  c: i32,
+  inZp: i32,
+  mult: f32,
+  outZp: i32,
+  lo: i32,
+  hi: i32,
+  dst: usize,
+): void {
+  const zpv = i32x4.splat(outZp);
+  const flo = f32x4.splat(<f32> (lo - outZp));
+  const fhi = f32x4.splat(<f32> (hi - outZp));
+  const mv = f32x4.splat(mult);
+  const start = i32x4.splat(-inZp * hw);
+  for (let b = 0; b < n; b++) {
+    const base = src + <usize> b * <usize> hw * <usize> c;
+    for (let cc = 0; cc < c; cc += 8) {
+      let a0 = start, a1 = start;
+      let p = base + <usize> cc;
+      for (let i = 0; i < hw; i++) {
+        const x = v128.load8x8_u(p);
+        a0 = i32x4.add(a0, i32x4.extend_low_i16x8_u(x));
+        a1 = i32x4.add(a1, i32x4.extend_high_i16x8_u(x));
+        p += <usize> c;
+      }
+      store8(
+        dst + <usize> (b * c + cc),
+        requant4(a0, mv, flo, fhi, zpv),
+        requant4(a1, mv, flo, fhi, zpv),
+        min(8, c - cc),
+      );
+    }
+  }
+}
+
+/**
+ * Requantizes an int32 matrix [m, c] (row-major) to uint8 with per-channel bias and multipliers
+ * (padded to a multiple of 8).
+ */
+export function requantize(
+  src: usize,
+  m: i32,
+  c: i32,
+  bias: usize,
+  mult: usize,
+  outZp: i32,
+  lo: i32,
+  hi: i32,
+  dst: usize,
+): void {
+  const zpv = i32x4.splat(outZp);
+  const flo = f32x4.splat(<f32> (lo - outZp));
+  const fhi = f32x4.splat(<f32> (hi - outZp));
+  for (let r = 0; r < m; r++) {
+    const s = src + ((<usize> r * <usize> c) << 2);
+    const d = dst + <usize> r * <usize> c;
+    for (let cc = 0; cc < c; cc += 8) {
+      const off = <usize> cc << 2;
+      const a0 = i32x4.add(v128.load(s + off), v128.load(bias + off));
+      const a1 = i32x4.add(v128.load(s + off, 16), v128.load(bias + off, 16));
+      store8(
+        d + <usize> cc,
+        requant4(a0, v128.load(mult + off), flo, fhi, zpv),
+        requant4(a1, v128.load(mult + off, 16), flo, fhi, zpv),
+        min(8, c - cc),
+      );
+    }
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * Loader and memory manager for kernels/wasm/kernels.wasm (AssemblyScript int8 SIMD kernels).
+ *
+ * The module has zero imports and no allocator: this class owns its memory through a bump arena
+ * (`alloc` / `mark` / `release`). Every buffer gets 16 bytes of slack because the kernels read
+ * 8 bytes at a time at channel tails. Growing the memory detaches earlier typed-array views, so
+ * views are always made fresh from `memory.buffer` (`u8()`, `i16()`, ...), never kept.
+ *
+ * Packing (done once per layer, at load) turns the reference plans of kernels/int8/ into the
+ * layouts that the kernels document in kernels/wasm/assembly/int8.ts.
+ */
+
+/** The raw exports of kernels.wasm (pointers are byte offsets into `memory`). */
+export interface Int8WasmExports {
+  readonly memory: WebAssembly.Memory;
+  heapBase(): number;
+  packRows(
+    src: number,
+    m: number,
+    k: number,
+    ldsrc: number,
+    zp: number,
+    dst: number,
+    kp: number,
+  ): void;
+  packIm2col(
+    src: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    padT: number,
+    padL: number,
+    oh: number,
+    ow: number,
+    zp: number,
+    dst: number,
+    kp: number,
+  ): void;
+  gemmU8(
+    a: number,
+    m: number,
+    kp: number,
+    w: number,
+    n: number,
+    bias: number,
+    mult: number,
+    outZp: number,
+    lo: number,
+    hi: number,
+    out: number,
+    ldo: number,
+  ): void;
+  gemmF32(
+    a: number,
+    m: number,
+    kp: number,
+    w: number,
+    n: number,
+    bias: number,
+    scale: number,
+    out: number,
+  ): void;
+  depthwise(
+    src: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    k: number,
+    stride: number,
+    padT: number,
+    padL: number,
+    oh: number,
+    ow: number,
+    inZp: number,
+    wts: number,
+    bias: number,
+    mult: number,
+    outZp: number,
+    lo: number,
+    hi: number,
+    dst: number,
+    zrow: number,
+  ): void;
+  globalAvgPool(
+    src: number,
+    n: number,
+    hw: number,
+    c: number,
+    inZp: number,
+    mult: number,
+    outZp: number,
+    lo: number,
+    hi: number,
+    dst: number,
+  ): void;
+  requantize(
+    src: number,
+    m: number,
+    c: number,
+    bias: number,
+    mult: number,
+    outZp: number,
+    lo: number,
+    hi: number,
+    dst: number,
+  ): void;
+}
+
+const PAGE = 65536;
+/** Bytes every allocation gets past its end (channel-tail over-reads of 8 bytes). */
+export const SLACK = 16;
+const ALIGN = 16;
+
+/** Rounds up to a multiple of `m`. */
+export const roundUp = (v: number, m: number): number => Math.ceil(v / m) * m;
+
+const EXPORT_NAMES = [
+  "heapBase",
+  "packRows",
+  "packIm2col",
+  "gemmU8",
+  "gemmF32",
+  "depthwise",
+  "globalAvgPool",
+  "requantize",
+] as const;
+
+/** One instance of the kernels module and its memory. */
+export class Int8Wasm {
+  readonly exports: Int8WasmExports;
+  readonly memory: WebAssembly.Memory;
+  #top: number;
+  readonly #base: number;
+
+  constructor(instance: WebAssembly.Instance) {
+    const ex = instance.exports as Record<string, unknown>;
+    for (const name of EXPORT_NAMES) {
+      if (typeof ex[name] !== "function") {
+        throw new TypeError(`Cannot use the int8 kernels module as it does not export ${name}()`);
+      }
+    }
+    if (!(ex.memory instanceof WebAssembly.Memory)) {
+      throw new TypeError("Cannot use the int8 kernels module as it does not export its memory");
+    }
+    this.exports = ex as unknown as Int8WasmExports;
+    this.memory = ex.memory;
+    this.#base = roundUp(this.exports.heapBase(), ALIGN);
+    this.#top = this.#base;
+  }
+
+  /** Bytes currently allocated from the arena. */
+  get used(): number {
+    return this.#top - this.#base;
+  }
+
+  /** Allocates `bytes` (16-byte aligned, with slack), growing memory when needed. */
+  alloc(bytes: number): number {
+    if (!Number.isInteger(bytes) || bytes < 0) {
+      throw new RangeError(
+        `Cannot allocate wasm memory as the size must be a non-negative integer: current value is ${bytes}`,
+      );
+    }
+    const ptr = this.#top;
+    const end = ptr + roundUp(bytes + SLACK, ALIGN);
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.#top = end;
+    return ptr;
+  }
+
+  /** The current arena top, for `release`. */
+  mark(): number {
+    return this.#top;
+  }
+
+  /** Frees everything allocated after `mark` (the memory stays, ready for reuse). */
+  release(mark: number): void {
+    if (mark < this.#base || mark > this.#top) {
+      throw new RangeError(
+        `Cannot release wasm memory to ${mark}: arena is [${this.#base}, ${this.#top}]`,
+      );
+    }
+    this.#top = mark;
+  }
+
+  u8(ptr: number, len: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, ptr, len);
+  }
+  i16(ptr: number, len: number): Int16Array {
+    return new Int16Array(this.memory.buffer, ptr, len);
+  }
+  i32(ptr: number, len: number): Int32Array {
+    return new Int32Array(this.memory.buffer, ptr, len);
+  }
+  f32(ptr: number, len: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, len);
+  }
+
+  /** Copies `data` into a new allocation; returns its pointer. */
+  put(data: Uint8Array | Int16Array | Int32Array | Float32Array): number {
+    const ptr = this.alloc(data.byteLength);
+    this.u8(ptr, data.byteLength).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    return ptr;
+  }
+
+  /** Int32 values padded with zeros to a multiple of 8 entries. */
+  putPaddedI32(values: ArrayLike<number>): number {
+    const a = new Int32Array(roundUp(Math.max(values.length, 1), 8));
+    for (let i = 0; i < values.length; i++) a[i] = values[i]!;
+    return this.put(a);
+  }
+
+  /** Float32 values padded with zeros to a multiple of 8 entries. */
+  putPaddedF32(values: ArrayLike<number>): number {
+    const a = new Float32Array(roundUp(Math.max(values.length, 1), 8));
+    for (let i = 0; i < values.length; i++) a[i] = values[i]!;
+    return this.put(a);
+  }
+
+  /**
+   * Packs `[n, k]` weights (already minus zero point, int16 range) for `gemmU8` / `gemmF32`;
+   * returns the pointer and the padded row length kp.
+   */
+  packGemmWeights(weights: ArrayLike<number>, n: number, k: number): { ptr: number; kp: number } {
+    const kp = roundUp(k, 2);
+    const blocks = Math.ceil(n / 8);
+    const packed = new Int16Array(blocks * 8 * kp);
+    for (let j = 0; j < blocks; j++) {
+      for (let p = 0; p < kp; p += 2) {
+        const base = (j * (kp / 2) + p / 2) * 16;
+        for (let lane = 0; lane < 8; lane++) {
+          const o = j * 8 + lane;
+          if (o >= n) continue;
+          const at = base + (lane >> 2) * 8 + (lane & 3) * 2;
+          packed[at] = weights[o * k + p]!;
+          if (p + 1 < k) packed[at + 1] = weights[o * k + p + 1]!;
+        }
+      }
+    }
+    return { ptr: this.put(packed), kp };
+  }
+
+  /** Packs depthwise weights `[c, k*k]` (minus zero point) for `depthwise`. */
+  packDepthwiseWeights(weights: ArrayLike<number>, c: number, k: number): number {
+    const taps = k * k;
+    const pairs = Math.ceil(taps / 2);
+    const blocks = Math.ceil(c / 8);
+    const packed = new Int16Array(blocks * pairs * 16);
+    for (let j = 0; j < blocks; j++) {
+      for (let q = 0; q < pairs; q++) {
+        const base = (j * pairs + q) * 16;
+        for (let lane = 0; lane < 8; lane++) {
+          const ch = j * 8 + lane;
+          if (ch >= c) continue;
+          const at = base + (lane >> 2) * 8 + (lane & 3) * 2;
+          packed[at] = weights[ch * taps + 2 * q]!;
+          if (2 * q + 1 < taps) packed[at + 1] = weights[ch * taps + 2 * q + 1]!;
+        }
+      }
+    }
+    return this.put(packed);
+  }
+}
+
+let cachedModule: WebAssembly.Module | undefined;
+
+/** Compiles (once per process) kernels.wasm next to this file. */
+export async function compileInt8Module(): Promise<WebAssembly.Module> {
+  if (!cachedModule) {
+    const bytes = await Deno.readFile(new URL("./kernels.wasm", import.meta.url));
+    cachedModule = await WebAssembly.compile(bytes);
+  }
+  return cachedModule;
+}
+
+/**
+ * Instantiates the kernels with their own memory. Pass a precompiled module where compiling from
+ * bytes is not allowed (Cloudflare Workers: `import m from "./kernels.wasm"`).
+ */
+export async function loadInt8Wasm(module?: WebAssembly.Module): Promise<Int8Wasm> {
+  const m = module ?? await compileInt8Module();
+  const instance = await WebAssembly.instantiate(m, {});
+  return new Int8Wasm(instance);
+}
