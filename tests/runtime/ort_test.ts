@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { OrtBackend, webgpuAdapterInfo } from "../../runtime/ort.ts";
+import { tinyLogits, tinyModel } from "./tiny_model.ts";
+import type { LoadedModel } from "../../runtime/backend.ts";
+
+const ATOL = 1e-5;
+const adapter = await webgpuAdapterInfo();
+const NO_WEBGPU = adapter === null;
+if (NO_WEBGPU) {
+  console.log(
+    "ort-webgpu tests skipped: navigator.gpu gives no adapter (install mesa-vulkan-drivers)",
+  );
+}
+
+function loaded(
+  channels: number,
+  classes: number,
+): { model: LoadedModel; tiny: ReturnType<typeof tinyModel> } {
+  const tiny = tinyModel(channels, classes);
+  return {
+    tiny,
+    model: {
+      id: "tiny",
+      onnx: tiny.onnx,
+      inputName: "input",
+      outputName: "logits",
+      inputChannels: channels,
+      classes,
+    },
+  };
+}
+
+function ramp(n: number, offset: number): Float32Array {
+  return new Float32Array(n).map((_, i) => Math.cos(i * 0.37 + offset));
+}
+
+function assertClose(actual: Float32Array, expected: Float32Array, atol: number): void {
+  assert.equal(actual.length, expected.length, "length");
+  for (let i = 0; i < actual.length; i++) {
+    assert.ok(
+      Math.abs(actual[i]! - expected[i]!) <= atol,
+      `index ${i}: got ${actual[i]}, expected ${expected[i]} (atol ${atol})`,
+    );
+  }
+}
+
+for (const name of ["ort-wasm", "ort-webgpu"] as const) {
+  const ignore = name === "ort-webgpu" && NO_WEBGPU;
+  // WebGPU on a software adapter runs float math in a different order: a looser tolerance.
+  const atol = name === "ort-webgpu" ? 1e-3 : ATOL;
+
+  Deno.test({
+    name: `${name} run() gives the logits the plain TypeScript model gives, batch 2 at 28x28`,
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const { model, tiny } = loaded(3, 10);
+      const b = new OrtBackend(name, { numThreads: 1 });
+      await b.load(model);
+      try {
+        const x = ramp(2 * 3 * 28 * 28, 0);
+        const y = await b.run(x, [2, 3, 28, 28]);
+        assertClose(y, tinyLogits(tiny, x, 2, 28, 28), atol);
+      } finally {
+        await b.dispose();
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `${name} answers 6 concurrent run() calls each with its own result (serialized per session)`,
+    ignore,
+    sanitizeResources: false,
+    sanitizeOps: false,
+    fn: async () => {
+      const { model, tiny } = loaded(1, 10);
+      const b = new OrtBackend(name, { numThreads: 1 });
+      await b.load(model);
+      try {
+        const inputs = Array.from({ length: 6 }, (_, i) => ramp(32 * 32, i));
+        const outs = await Promise.all(inputs.map((x) => b.runTimed(x, [1, 1, 32, 32])));
+        outs.forEach((o, i) => {
+          assertClose(o.output, tinyLogits(tiny, inputs[i]!, 1, 32, 32), atol);
+          assert.ok(o.waitMs >= 0 && o.runMs >= 0);
+        });
+      } finally {
+        await b.dispose();
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "ort-wasm run() refuses an input whose channels differ from the model's, naming the shape",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { model } = loaded(1, 10);
+    const b = new OrtBackend("ort-wasm", { numThreads: 1 });
+    await b.load(model);
+    try {
+      await assert.rejects(
+        b.run(new Float32Array(3 * 8 * 8), [1, 3, 8, 8]),
+        (e: unknown) =>
+          e instanceof TypeError && /1 channels: current shape is \[1,3,8,8\]/.test(e.message),
+      );
+      // A refused call does not block the next one.
+      const ok = await b.run(new Float32Array(64), [1, 1, 8, 8]);
+      assert.equal(ok.length, 10);
+    } finally {
+      await b.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "ort-wasm load() names the missing input when the manifest's input name is not in the graph",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const { model } = loaded(1, 10);
+    const b = new OrtBackend("ort-wasm", { numThreads: 1 });
+    await assert.rejects(
+      b.load({ ...model, inputName: "pixels" }),
+      /no input pixels: inputs are input/,
+    );
+  },
+});
+
+Deno.test("OrtBackend refuses a backend name it does not implement", () => {
+  assert.throws(
+    () => new OrtBackend("kernels-wasm" as "ort-wasm"),
+    /name must be one of ort-wasm, ort-webgpu/,
+  );
+});
