@@ -71,3 +71,16 @@ export async function buildBackend(spec: BackendFactorySpec): Promise<WorkerBack
   }
   return await (factory as BackendFactory)(spec.options);
 }
+
+// The project's backends. kernels-wasm and kernels-webgpu join here when the engine lands.
+const WORKER_BACKENDS = new URL("./worker_backends.ts", import.meta.url).href;
+registerBackendFactory({
+  backend: "ort-wasm",
+  module: WORKER_BACKENDS,
+  exportName: "createOrtWasm",
+});
+registerBackendFactory({
+  backend: "ort-webgpu",
+  module: WORKER_BACKENDS,
+  exportName: "createOrtWebgpu",
+});
