@@ -1,0 +1,177 @@
+/**
+ * int8 kernel throughput: wasm SIMD (kernels/wasm) vs the TypeScript reference (kernels/int8) in
+ * the same process, alternating, one thread. Prints GMAC/s per kernel and the speed ratio.
+ *
+ *   deno run -A bench/kernels_bench.ts [--quick]
+ *
+ * Shapes are MobileNet V1 layers (cifar stride plan, alpha 1.0, 32x32 input) plus a 5x5 depthwise
+ * as V3 uses. Timings are medians of alternating rounds; trust the ratio more than the absolute
+ * numbers on a shared machine.
+ */
+import { createConv2dPlan, type NHWC, runConv2dPlan } from "../kernels/int8/conv2d.ts";
+import { createGemmPlan, runGemmPlan, runGemmPlanFloat } from "../kernels/int8/gemm.ts";
+import { createGlobalAvgPoolPlan, globalAvgPoolInt8 } from "../kernels/int8/global_avg_pool.ts";
+import { prepareConv2d, prepareGemm, prepareGlobalAvgPool } from "../kernels/wasm/int8_layers.ts";
+import { loadInt8Wasm } from "../kernels/wasm/int8_wasm.ts";
+
+const quick = Deno.args.includes("--quick");
+const wasm = await loadInt8Wasm();
+
+let seed = 12345;
+const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+const u8 = (n: number) => Uint8Array.from({ length: n }, () => Math.floor(rand() * 256));
+const i8 = (n: number) => Int8Array.from({ length: n }, () => Math.floor(rand() * 256) - 128);
+
+interface Bench {
+  name: string;
+  macs: number;
+  ref: () => void;
+  wasm: () => void;
+}
+
+function convBench(
+  name: string,
+  shape: NHWC,
+  outC: number,
+  k: number,
+  stride: number,
+  depthwise: boolean,
+): Bench {
+  const c = shape[3];
+  const oc = depthwise ? c : outC;
+  const inPer = depthwise ? 1 : c;
+  const plan = createConv2dPlan(shape, {
+    weights: i8(oc * inPer * k * k),
+    weightShape: [oc, inPer, k, k],
+    weightScales: Float32Array.from({ length: oc }, () => 0.01),
+    bias: new Int32Array(oc),
+    inScale: 0.02,
+    inZeroPoint: 3,
+    outScale: 0.5,
+    outZeroPoint: 128,
+    strides: stride,
+    groups: depthwise ? c : 1,
+  });
+  const input = u8(shape.reduce((a, b) => a * b, 1));
+  const macs = plan.outH * plan.outW * oc * inPer * k * k * shape[0];
+  if (!depthwise && k === 1) {
+    const g = createGemmPlan([shape[0] * shape[1] * shape[2], c], {
+      weights: i8(oc * c),
+      outChannels: oc,
+      weightScales: [0.01],
+      inScale: 0.02,
+      inZeroPoint: 3,
+      outScale: 0.5,
+      outZeroPoint: 128,
+    });
+    const layer = prepareGemm(wasm, g, shape[1] * shape[2], shape[0]);
+    const inPtr = wasm.put(input);
+    const outPtr = wasm.alloc(shape[0] * layer.outBytes);
+    return {
+      name,
+      macs,
+      ref: () => void runGemmPlan(g, input),
+      wasm: () => layer.run(inPtr, outPtr, shape[0]),
+    };
+  }
+  const layer = prepareConv2d(wasm, plan, shape[0]);
+  const inPtr = wasm.put(input);
+  const outPtr = wasm.alloc(shape[0] * layer.outBytes);
+  return {
+    name,
+    macs,
+    ref: () => void runConv2dPlan(plan, input),
+    wasm: () => layer.run(inPtr, outPtr, shape[0]),
+  };
+}
+
+function fcBench(name: string, batch: number, k: number, n: number): Bench {
+  const plan = createGemmPlan([batch, k], {
+    weights: i8(n * k),
+    outChannels: n,
+    weightScales: [0.01],
+    inScale: 0.02,
+    inZeroPoint: 3,
+    output: "float32",
+  });
+  const input = u8(batch * k);
+  const layer = prepareGemm(wasm, plan, 1, batch);
+  const inPtr = wasm.put(input);
+  const outPtr = wasm.alloc(batch * layer.outBytes);
+  return {
+    name,
+    macs: batch * k * n,
+    ref: () => void runGemmPlanFloat(plan, input),
+    wasm: () => layer.run(inPtr, outPtr, batch),
+  };
+}
+
+function gapBench(name: string, shape: NHWC): Bench {
+  const params = { input: { scale: 0.05, zeroPoint: 3 }, output: { scale: 0.05, zeroPoint: 3 } };
+  const plan = createGlobalAvgPoolPlan(shape, params);
+  const input = u8(shape.reduce((a, b) => a * b, 1));
+  const layer = prepareGlobalAvgPool(wasm, plan, shape[0]);
+  const inPtr = wasm.put(input);
+  const outPtr = wasm.alloc(shape[0] * layer.outBytes);
+  // "MACs" for pooling: one add per input element.
+  return {
+    name,
+    macs: input.length,
+    ref: () => void globalAvgPoolInt8(input, shape, params),
+    wasm: () => layer.run(inPtr, outPtr, shape[0]),
+  };
+}
+
+const benches: Bench[] = [
+  convBench("first conv 3x3 s1 1->32 @32x32", [1, 32, 32, 1], 32, 3, 1, false),
+  convBench("first conv 3x3 s2 3->32 @32x32", [1, 32, 32, 3], 32, 3, 2, false),
+  convBench("depthwise 3x3 s1 64ch @32x32", [1, 32, 32, 64], 0, 3, 1, true),
+  convBench("depthwise 3x3 s2 128ch @32x32", [1, 32, 32, 128], 0, 3, 2, true),
+  convBench("depthwise 3x3 s1 512ch @4x4", [1, 4, 4, 512], 0, 3, 1, true),
+  convBench("depthwise 5x5 s1 120ch @14x14", [1, 14, 14, 120], 0, 5, 1, true),
+  convBench("pointwise 64->128 @32x32", [1, 32, 32, 64], 128, 1, 1, false),
+  convBench("pointwise 256->256 @8x8", [1, 8, 8, 256], 256, 1, 1, false),
+  convBench("pointwise 512->512 @4x4", [1, 4, 4, 512], 512, 1, 1, false),
+  convBench("pointwise 1024->1024 @2x2 batch 8", [8, 2, 2, 1024], 1024, 1, 1, false),
+  gapBench("global avg pool 1024ch @2x2 batch 8", [8, 2, 2, 1024]),
+  fcBench("fc 1024->10 float logits batch 8", 8, 1024, 10),
+];
+
+/** Median seconds per call of f, run in rounds of `reps` calls. */
+function time(f: () => void, reps: number): number {
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) f();
+  return (performance.now() - t0) / 1000 / reps;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+console.log(
+  `int8 kernels, one thread, ${
+    quick ? "quick" : "full"
+  } run (${navigator.hardwareConcurrency} cores visible)`,
+);
+console.log("| kernel | MACs | TS reference GMAC/s | wasm SIMD GMAC/s | wasm / TS |");
+console.log("|---|---:|---:|---:|---:|");
+for (const b of benches) {
+  // warm up, then pick repetitions for ~20 ms (wasm) and ~50 ms (TS) rounds
+  b.ref();
+  b.wasm();
+  const tw = time(b.wasm, 3);
+  const tr = time(b.ref, 1);
+  const repsW = Math.max(1, Math.round(0.02 / tw));
+  const repsR = Math.max(1, Math.round(0.05 / tr));
+  const rw: number[] = [];
+  const rr: number[] = [];
+  for (let round = 0; round < (quick ? 3 : 7); round++) {
+    rw.push(time(b.wasm, repsW));
+    rr.push(time(b.ref, repsR));
+  }
+  const gw = b.macs / median(rw) / 1e9;
+  const gr = b.macs / median(rr) / 1e9;
+  console.log(
+    `| ${b.name} | ${b.macs.toLocaleString("en")} | ${gr.toFixed(3)} | ${gw.toFixed(2)} | ${
+      (gw / gr).toFixed(0)
+    }x |`,
+  );
+}
