@@ -50,12 +50,12 @@ export class UnsupportedImageTypeError extends TypeError {
   readonly status = 415 as const;
   readonly supported: readonly ImageType[] = SUPPORTED_IMAGE_TYPES;
 
-  /** @param what what was found, e.g. "data starting with 68 65 6c 6c" or "a 4-bit BMP". */
-  constructor(what: string) {
-    super(
-      `Cannot decode ${what} as it is not a supported image type: ` +
-        `send one of ${SUPPORTED_IMAGE_TYPES.join(", ")}`,
-    );
+  /**
+   * @param what what was found, e.g. "35 bytes starting with 54 68 69 73" or "an 8-bit BMP".
+   * @param advice what to send instead; defaults to the list of supported types.
+   */
+  constructor(what: string, advice = `send one of ${SUPPORTED_IMAGE_TYPES.join(", ")}`) {
+    super(`Cannot decode ${what} as it is not a supported image type: ${advice}`);
   }
 }
 
