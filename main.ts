@@ -1,5 +1,6 @@
 /** Wiring only: read config, build the app, serve. */
 import { createApp } from "./app.ts";
+import { shutdownOnSignals } from "./runtime/shutdown.ts";
 
 export interface Config {
   host: string;
@@ -12,6 +13,21 @@ export function readConfig(env: { get(key: string): string | undefined } = Deno.
 
 if (import.meta.main) {
   const config = readConfig();
-  const app = createApp();
-  Deno.serve({ hostname: config.host, port: config.port }, app.fetch);
+  const log = (line: string) => console.log(line);
+  const app = createApp({ log });
+  shutdownOnSignals(() => server, { log });
+  const server = Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    onListen: ({ hostname, port }) =>
+      log(
+        JSON.stringify({
+          time: new Date().toISOString(),
+          level: "info",
+          msg: "listening",
+          hostname,
+          port,
+        }),
+      ),
+  }, app.fetch);
 }
