@@ -11,7 +11,7 @@
 import { createConv2dPlan, type NHWC, runConv2dPlan } from "../kernels/int8/conv2d.ts";
 import { createGemmPlan, runGemmPlan, runGemmPlanFloat } from "../kernels/int8/gemm.ts";
 import { createGlobalAvgPoolPlan, globalAvgPoolInt8 } from "../kernels/int8/global_avg_pool.ts";
-import { prepareConv2d, prepareGemm, prepareGlobalAvgPool } from "../kernels/wasm/int8_layers.ts";
+import { packConv2d, packGemm, packGlobalAvgPool } from "../kernels/wasm/int8_layers.ts";
 import { loadInt8Wasm } from "../kernels/wasm/int8_wasm.ts";
 
 const quick = Deno.args.includes("--quick");
@@ -64,24 +64,28 @@ function convBench(
       outScale: 0.5,
       outZeroPoint: 128,
     });
-    const layer = prepareGemm(wasm, g, shape[1] * shape[2], shape[0]);
+    const layer = packGemm(wasm, g);
+    const rows = shape[0] * shape[1] * shape[2];
     const inPtr = wasm.put(input);
-    const outPtr = wasm.alloc(shape[0] * layer.outBytes);
+    const outPtr = wasm.alloc(rows * oc);
+    const scratch = wasm.alloc(layer.scratchBytes(rows));
     return {
       name,
       macs,
       ref: () => void runGemmPlan(g, input),
-      wasm: () => layer.run(inPtr, outPtr, shape[0]),
+      wasm: () => layer.run(inPtr, outPtr, rows, scratch),
     };
   }
-  const layer = prepareConv2d(wasm, plan, shape[0]);
+  const layer = packConv2d(wasm, plan, "same_upper");
+  const [n, h, w] = shape;
   const inPtr = wasm.put(input);
-  const outPtr = wasm.alloc(shape[0] * layer.outBytes);
+  const outPtr = wasm.alloc(n * plan.outH * plan.outW * oc);
+  const scratch = wasm.alloc(layer.scratchBytes(n, h, w));
   return {
     name,
     macs,
     ref: () => void runConv2dPlan(plan, input),
-    wasm: () => layer.run(inPtr, outPtr, shape[0]),
+    wasm: () => layer.run(inPtr, outPtr, n, h, w, scratch),
   };
 }
 
@@ -95,14 +99,15 @@ function fcBench(name: string, batch: number, k: number, n: number): Bench {
     output: "float32",
   });
   const input = u8(batch * k);
-  const layer = prepareGemm(wasm, plan, 1, batch);
+  const layer = packGemm(wasm, plan);
   const inPtr = wasm.put(input);
-  const outPtr = wasm.alloc(batch * layer.outBytes);
+  const outPtr = wasm.alloc(batch * n * 4);
+  const scratch = wasm.alloc(layer.scratchBytes(batch));
   return {
     name,
     macs: batch * k * n,
     ref: () => void runGemmPlanFloat(plan, input),
-    wasm: () => layer.run(inPtr, outPtr, batch),
+    wasm: () => layer.run(inPtr, outPtr, batch, scratch),
   };
 }
 
@@ -110,15 +115,15 @@ function gapBench(name: string, shape: NHWC): Bench {
   const params = { input: { scale: 0.05, zeroPoint: 3 }, output: { scale: 0.05, zeroPoint: 3 } };
   const plan = createGlobalAvgPoolPlan(shape, params);
   const input = u8(shape.reduce((a, b) => a * b, 1));
-  const layer = prepareGlobalAvgPool(wasm, plan, shape[0]);
+  const layer = packGlobalAvgPool(wasm, plan, { inScale: 0.05, outScale: 0.05 });
   const inPtr = wasm.put(input);
-  const outPtr = wasm.alloc(shape[0] * layer.outBytes);
+  const outPtr = wasm.alloc(shape[0] * shape[3]);
   // "MACs" for pooling: one add per input element.
   return {
     name,
     macs: input.length,
     ref: () => void globalAvgPoolInt8(input, shape, params),
-    wasm: () => layer.run(inPtr, outPtr, shape[0]),
+    wasm: () => layer.run(inPtr, outPtr, shape[0], shape[1] * shape[2]),
   };
 }
 

@@ -4,15 +4,15 @@
  * the SIMD kernel and copies the result out, then frees its scratch. Convenient for tests and
  * one-off calls; the engine uses the prepared layers of `int8_layers.ts` and raw pointers instead.
  */
-import { createConv2dPlan, type NHWC } from "../int8/conv2d.ts";
+import { type Conv2dPlan, createConv2dPlan, type NHWC, type Padding } from "../int8/conv2d.ts";
 import { createDepthwisePlan } from "../int8/depthwise.ts";
-import { createGemmPlan, type GemmParams } from "../int8/gemm.ts";
+import { createGemmPlan, type GemmParams, type GemmPlan } from "../int8/gemm.ts";
 import { createGlobalAvgPoolPlan } from "../int8/global_avg_pool.ts";
 import type { FloatFcParams, Int8Kernels } from "../int8/kernel_set.ts";
 import { createPointwisePlan } from "../int8/pointwise.ts";
 import { createRequantizePlan } from "../int8/requantize.ts";
 import type { Int8Wasm } from "./int8_wasm.ts";
-import { prepareConv2d, prepareGemm, prepareGlobalAvgPool, type WasmLayer } from "./int8_layers.ts";
+import { packConv2d, packGemm, packGlobalAvgPool } from "./int8_layers.ts";
 
 function checkLength(what: string, got: number, want: number): void {
   if (got !== want) {
@@ -24,56 +24,70 @@ function checkLength(what: string, got: number, want: number): void {
 
 /** Creates the wasm implementation of `Int8Kernels` on one module instance. */
 export function createWasmInt8Kernels(wasm: Int8Wasm): Int8Kernels {
-  /** Runs a prepared layer on a copy of `input`, with all allocations freed afterwards. */
-  function once(input: Uint8Array, n: number, prepare: () => WasmLayer): Uint8Array {
+  /** Copies `input` in, runs `body(inPtr)` which returns [outPtr, outBytes], copies out, frees. */
+  function once(input: Uint8Array, body: (inPtr: number) => [number, number]): Uint8Array {
     const mark = wasm.mark();
     try {
-      const layer = prepare();
       const inPtr = wasm.put(input);
-      const outPtr = wasm.alloc(n * layer.outBytes);
-      if (n > 0) layer.run(inPtr, outPtr, n);
-      return wasm.u8(outPtr, n * layer.outBytes).slice();
+      const [outPtr, outBytes] = body(inPtr);
+      return wasm.u8(outPtr, outBytes).slice();
     } finally {
       wasm.release(mark);
     }
   }
 
-  function gemm(a: Uint8Array, shape: readonly [number, number], params: GemmParams): Uint8Array {
-    const plan = createGemmPlan(shape, { ...params, output: "uint8" });
-    checkLength("GEMM", a.length, plan.m * plan.k);
-    return once(a, plan.m, () => prepareGemm(wasm, plan, 1, Math.max(plan.m, 1)));
+  function conv(input: Uint8Array, plan: Conv2dPlan, padding: Padding): Uint8Array {
+    checkLength("conv", input.length, plan.n * plan.h * plan.w * plan.c);
+    return once(input, (inPtr) => {
+      const layer = packConv2d(wasm, plan, padding);
+      const outBytes = plan.n * plan.outH * plan.outW * plan.outC;
+      const outPtr = wasm.alloc(outBytes);
+      const scratch = wasm.alloc(layer.scratchBytes(plan.n, plan.h, plan.w));
+      if (plan.n > 0) layer.run(inPtr, outPtr, plan.n, plan.h, plan.w, scratch);
+      return [outPtr, outBytes];
+    });
   }
+
+  function gemmBytes(a: Uint8Array, plan: GemmPlan): Uint8Array {
+    checkLength("GEMM", a.length, plan.m * plan.k);
+    return once(a, (inPtr) => {
+      const layer = packGemm(wasm, plan);
+      const outBytes = plan.m * plan.n * (plan.output === "float32" ? 4 : 1);
+      const outPtr = wasm.alloc(outBytes);
+      const scratch = wasm.alloc(layer.scratchBytes(plan.m));
+      if (plan.m > 0) layer.run(inPtr, outPtr, plan.m, scratch);
+      return [outPtr, outBytes];
+    });
+  }
+
+  const gemm = (a: Uint8Array, shape: readonly [number, number], params: GemmParams) =>
+    gemmBytes(a, createGemmPlan(shape, { ...params, output: "uint8" }));
 
   return {
     name: "wasm",
-    conv2d(input, shape: NHWC, params) {
-      const plan = createConv2dPlan(shape, params);
-      checkLength("conv", input.length, plan.n * plan.h * plan.w * plan.c);
-      return once(input, plan.n, () => prepareConv2d(wasm, plan, Math.max(plan.n, 1)));
-    },
-    depthwise(input, shape, params) {
-      const plan = createDepthwisePlan(shape, params);
-      checkLength("depthwise conv", input.length, plan.n * plan.h * plan.w * plan.c);
-      return once(input, plan.n, () => prepareConv2d(wasm, plan, Math.max(plan.n, 1)));
-    },
-    pointwise(input, shape, params) {
-      const plan = createPointwisePlan(shape, params);
-      checkLength("pointwise conv", input.length, plan.m * plan.k);
-      const rows = shape[1] * shape[2];
-      return once(input, shape[0], () => prepareGemm(wasm, plan, rows, Math.max(shape[0], 1)));
-    },
+    conv2d: (input, shape: NHWC, params) =>
+      conv(input, createConv2dPlan(shape, params), params.padding ?? "same_upper"),
+    depthwise: (input, shape, params) =>
+      conv(input, createDepthwisePlan(shape, params), params.padding ?? "same_upper"),
+    pointwise: (input, shape, params) => gemmBytes(input, createPointwisePlan(shape, params)),
     gemm,
     fc: gemm,
     fcToFloat(input, shape, params: FloatFcParams) {
-      const plan = createGemmPlan(shape, { ...params, output: "float32" });
-      checkLength("FC", input.length, plan.m * plan.k);
-      const bytes = once(input, plan.m, () => prepareGemm(wasm, plan, 1, Math.max(plan.m, 1)));
+      const bytes = gemmBytes(input, createGemmPlan(shape, { ...params, output: "float32" }));
       return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
     },
     globalAvgPool(input, shape, params) {
       const plan = createGlobalAvgPoolPlan(shape, params);
       checkLength("global average pool", input.length, plan.n * plan.hw * plan.c);
-      return once(input, plan.n, () => prepareGlobalAvgPool(wasm, plan, Math.max(plan.n, 1)));
+      return once(input, (inPtr) => {
+        const layer = packGlobalAvgPool(wasm, plan, {
+          inScale: params.input.scale,
+          outScale: params.output.scale,
+        });
+        const outPtr = wasm.alloc(plan.n * plan.c);
+        if (plan.n > 0) layer.run(inPtr, outPtr, plan.n, plan.hw);
+        return [outPtr, plan.n * plan.c];
+      });
     },
     requantize(acc, shape, params) {
       const plan = createRequantizePlan(shape, params);

@@ -1,70 +1,85 @@
 /**
  * Layers on the wasm int8 kernels, built from the reference plans of kernels/int8/ (which
- * validate the inputs and resolve multipliers, bias and padding): weights are packed once here,
- * scratch is allocated once for the largest batch, and `run` only calls into wasm with pointers.
+ * validate the inputs and resolve multipliers, bias and zero points). Weights are packed once
+ * into wasm memory; the spatial size is given per call, so one packed layer serves every input
+ * resolution, and `run` only calls into wasm with pointers (no allocation: the caller passes a
+ * scratch buffer of `scratchBytes(...)`).
  */
-import type { Conv2dPlan } from "../int8/conv2d.ts";
+import { type Conv2dPlan, type Padding, resolvePadding } from "../int8/conv2d.ts";
 import type { GemmPlan } from "../int8/gemm.ts";
 import type { GlobalAvgPoolPlan } from "../int8/global_avg_pool.ts";
-import { type Int8Wasm, roundUp } from "./int8_wasm.ts";
+import type { Int8Wasm } from "./int8_wasm.ts";
 
-/** A prepared layer: input and output are NHWC (or [n, features]) buffers in wasm memory. */
-export interface WasmLayer {
-  /** Bytes of one image's input and output (uint8, or float32 for float output). */
-  readonly inBytes: number;
-  readonly outBytes: number;
-  readonly maxBatch: number;
-  run(inPtr: number, outPtr: number, n: number): void;
+/** Output size and leading padding of a convolution for one input size. */
+export interface ConvGeometry {
+  readonly outH: number;
+  readonly outW: number;
+  readonly padTop: number;
+  readonly padLeft: number;
 }
 
-function checkBatch(n: number, max: number): void {
-  if (!Number.isInteger(n) || n < 1 || n > max) {
-    throw new RangeError(
-      `Cannot run wasm layer as batch must be an integer in [1, ${max}]: current value is ${n}`,
-    );
-  }
+/** A packed convolution (standard or depthwise) that runs on NHWC uint8 of any spatial size. */
+export interface PackedConv {
+  readonly kind: "depthwise" | "gemm_direct" | "gemm_im2col";
+  readonly inChannels: number;
+  readonly outChannels: number;
+  geometry(h: number, w: number): ConvGeometry;
+  /** Scratch bytes `run` needs for a batch of n images of h x w. */
+  scratchBytes(n: number, h: number, w: number): number;
+  run(inPtr: number, outPtr: number, n: number, h: number, w: number, scratch: number): void;
 }
 
 /**
- * A convolution from a `Conv2dPlan`: depthwise (groups = channels, one output per group, square
- * kernel, equal strides) on the depthwise kernel; groups = 1 as GEMM (direct for 1x1 stride 1
- * without padding, im2col otherwise). Other groupings are not implemented in wasm.
+ * Packs a convolution from a `Conv2dPlan` (whose spatial size only served validation) and the
+ * padding rule to apply at run time. Depthwise (groups = channels, one output per group, square
+ * kernel, equal strides) runs on the depthwise kernel; groups = 1 on the GEMM (directly for 1x1
+ * stride 1 without padding, through im2col otherwise). Other groupings are not implemented.
  */
-export function prepareConv2d(wasm: Int8Wasm, plan: Conv2dPlan, maxBatch = plan.n || 1): WasmLayer {
-  const inBytes = plan.h * plan.w * plan.c;
-  const outBytes = plan.outH * plan.outW * plan.outC;
+export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): PackedConv {
   const bias = wasm.putPaddedI32(plan.bias);
   const mult = wasm.putPaddedF32(plan.multipliers);
   const ex = wasm.exports;
-  const { lo, hi, outZeroPoint: outZp, inZeroPoint: inZp } = plan;
-
-  if (plan.groups === plan.c && plan.groups > 1 && plan.outPerGroup === 1) {
-    if (plan.kh !== plan.kw || plan.strideH !== plan.strideW) {
+  const { lo, hi, outZeroPoint: outZp, inZeroPoint: inZp, kh, kw, strideH, strideW, c } = plan;
+  const geometry = (h: number, w: number): ConvGeometry => {
+    const y = resolvePadding(h, kh, strideH, padding, 0);
+    const x = resolvePadding(w, kw, strideW, padding, 1);
+    if (y.out < 1 || x.out < 1) {
       throw new RangeError(
-        `Cannot prepare wasm depthwise conv as it needs a square kernel and equal strides: kernel ${plan.kh}x${plan.kw}, strides ${plan.strideH}x${plan.strideW}`,
+        `Cannot run wasm conv as a ${h}x${w} input gives an empty output with kernel ${kh}x${kw}`,
       );
     }
-    const wts = wasm.packDepthwiseWeights(plan.weights, plan.c, plan.kh);
-    const zrow = wasm.alloc(plan.c + 16);
-    wasm.u8(zrow, plan.c + 16).fill(inZp);
+    return { outH: y.out, outW: x.out, padTop: y.before, padLeft: x.before };
+  };
+
+  if (plan.groups === c && plan.groups > 1 && plan.outPerGroup === 1) {
+    if (kh !== kw || strideH !== strideW) {
+      throw new RangeError(
+        `Cannot prepare wasm depthwise conv as it needs a square kernel and equal strides: kernel ${kh}x${kw}, strides ${strideH}x${strideW}`,
+      );
+    }
+    const wts = wasm.packDepthwiseWeights(plan.weights, c, kh);
+    const zrow = wasm.alloc(c + 16);
+    wasm.u8(zrow, c + 16).fill(inZp);
     return {
-      inBytes,
-      outBytes,
-      maxBatch,
-      run(inPtr, outPtr, n) {
-        checkBatch(n, maxBatch);
+      kind: "depthwise",
+      inChannels: c,
+      outChannels: c,
+      geometry,
+      scratchBytes: () => 0,
+      run(inPtr, outPtr, n, h, w) {
+        const g = geometry(h, w);
         ex.depthwise(
           inPtr,
           n,
-          plan.h,
-          plan.w,
-          plan.c,
-          plan.kh,
-          plan.strideH,
-          plan.padTop,
-          plan.padLeft,
-          plan.outH,
-          plan.outW,
+          h,
+          w,
+          c,
+          kh,
+          strideH,
+          g.padTop,
+          g.padLeft,
+          g.outH,
+          g.outW,
           inZp,
           wts,
           bias,
@@ -80,103 +95,92 @@ export function prepareConv2d(wasm: Int8Wasm, plan: Conv2dPlan, maxBatch = plan.
   }
   if (plan.groups !== 1) {
     throw new RangeError(
-      `Cannot prepare wasm conv as only groups = 1 and depthwise are implemented: groups ${plan.groups} for ${plan.c} channels`,
+      `Cannot prepare wasm conv as only groups = 1 and depthwise are implemented: groups ${plan.groups} for ${c} channels`,
     );
   }
   // Weights in (ky, kx, ci) column order, as packIm2col writes its rows.
-  const k = plan.kh * plan.kw * plan.c;
+  const k = kh * kw * c;
   const reordered = new Int32Array(plan.outC * k);
   for (let o = 0; o < plan.outC; o++) {
-    for (let ci = 0; ci < plan.c; ci++) {
-      for (let ky = 0; ky < plan.kh; ky++) {
-        for (let kx = 0; kx < plan.kw; kx++) {
-          reordered[o * k + (ky * plan.kw + kx) * plan.c + ci] = plan
-            .weights[((o * plan.c + ci) * plan.kh + ky) * plan.kw + kx]!;
+    for (let ci = 0; ci < c; ci++) {
+      for (let ky = 0; ky < kh; ky++) {
+        for (let kx = 0; kx < kw; kx++) {
+          reordered[o * k + (ky * kw + kx) * c + ci] = plan
+            .weights[((o * c + ci) * kh + ky) * kw + kx]!;
         }
       }
     }
   }
   const { ptr: wts, kp } = wasm.packGemmWeights(reordered, plan.outC, k);
-  const rows = plan.outH * plan.outW;
-  const scratch = wasm.alloc(maxBatch * rows * kp * 2);
-  const direct = plan.kh === 1 && plan.kw === 1 && plan.strideH === 1 && plan.strideW === 1 &&
-    plan.padTop === 0 && plan.padLeft === 0;
+  const direct = kh === 1 && kw === 1 && strideH === 1 && strideW === 1;
   return {
-    inBytes,
-    outBytes,
-    maxBatch,
-    run(inPtr, outPtr, n) {
-      checkBatch(n, maxBatch);
+    kind: direct ? "gemm_direct" : "gemm_im2col",
+    inChannels: c,
+    outChannels: plan.outC,
+    geometry,
+    scratchBytes(n, h, w) {
+      const g = geometry(h, w);
+      return n * g.outH * g.outW * kp * 2;
+    },
+    run(inPtr, outPtr, n, h, w, scratch) {
+      const g = geometry(h, w);
+      const rows = n * g.outH * g.outW;
       if (direct) {
-        ex.packRows(inPtr, n * rows, plan.c, plan.c, inZp, scratch, kp);
+        ex.packRows(inPtr, rows, c, c, inZp, scratch, kp);
       } else {
         ex.packIm2col(
           inPtr,
           n,
-          plan.h,
-          plan.w,
-          plan.c,
-          plan.kh,
-          plan.kw,
-          plan.strideH,
-          plan.strideW,
-          plan.padTop,
-          plan.padLeft,
-          plan.outH,
-          plan.outW,
+          h,
+          w,
+          c,
+          kh,
+          kw,
+          strideH,
+          strideW,
+          g.padTop,
+          g.padLeft,
+          g.outH,
+          g.outW,
           inZp,
           scratch,
           kp,
         );
       }
-      ex.gemmU8(
-        scratch,
-        n * rows,
-        kp,
-        wts,
-        plan.outC,
-        bias,
-        mult,
-        outZp,
-        lo,
-        hi,
-        outPtr,
-        plan.outC,
-      );
+      ex.gemmU8(scratch, rows, kp, wts, plan.outC, bias, mult, outZp, lo, hi, outPtr, plan.outC);
     },
   };
 }
 
-/**
- * A GEMM from a `GemmPlan` (pointwise conv, FC): `plan.m` is the number of rows per image (h * w
- * for pointwise, 1 for FC). Output uint8 or float32 as the plan says.
- */
-export function prepareGemm(
-  wasm: Int8Wasm,
-  plan: GemmPlan,
-  rowsPerImage: number,
-  maxBatch: number,
-): WasmLayer {
+/** A packed GEMM (pointwise conv over all pixels, FC) on `[rows, K]` uint8 input. */
+export interface PackedGemm {
+  readonly k: number;
+  readonly n: number;
+  readonly output: "uint8" | "float32";
+  scratchBytes(rows: number): number;
+  run(inPtr: number, outPtr: number, rows: number, scratch: number): void;
+}
+
+/** Packs a GEMM from a `GemmPlan` (its row count only served validation). */
+export function packGemm(wasm: Int8Wasm, plan: GemmPlan): PackedGemm {
   const { ptr: wts, kp } = wasm.packGemmWeights(plan.weights, plan.n, plan.k);
   const bias = wasm.putPaddedI32(plan.bias);
   const mult = wasm.putPaddedF32(plan.multipliers);
-  const scratch = wasm.alloc(maxBatch * rowsPerImage * kp * 2);
   const ex = wasm.exports;
   const float = plan.output === "float32";
   return {
-    inBytes: rowsPerImage * plan.k,
-    outBytes: rowsPerImage * plan.n * (float ? 4 : 1),
-    maxBatch,
-    run(inPtr, outPtr, n) {
-      checkBatch(n, maxBatch);
-      const m = n * rowsPerImage;
-      ex.packRows(inPtr, m, plan.k, plan.k, plan.inZeroPoint, scratch, kp);
+    k: plan.k,
+    n: plan.n,
+    output: plan.output,
+    scratchBytes: (rows) => rows * kp * 2,
+    run(inPtr, outPtr, rows, scratch) {
+      ex.packRows(inPtr, rows, plan.k, plan.k, plan.inZeroPoint, scratch, kp);
       if (float) {
-        ex.gemmF32(scratch, m, kp, wts, plan.n, bias, mult, outPtr);
+        ex.gemmF32(scratch, rows, kp, wts, plan.n, bias, mult, outPtr);
       } else {
         ex.gemmU8(
           scratch,
-          m,
+          rows,
           kp,
           wts,
           plan.n,
@@ -193,26 +197,35 @@ export function prepareGemm(
   };
 }
 
-/** Global average pooling from a `GlobalAvgPoolPlan`. */
-export function prepareGlobalAvgPool(
+/** Global average pooling with the parameters of a `GlobalAvgPoolPlan` except the pixel count. */
+export interface PackedGlobalAvgPool {
+  readonly c: number;
+  run(inPtr: number, outPtr: number, n: number, hw: number): void;
+}
+
+/**
+ * The multiplier depends on the pixel count (`f32(inScale / f32(outScale * hw))`), so it is
+ * recomputed per call from the plan's scales.
+ */
+export function packGlobalAvgPool(
   wasm: Int8Wasm,
   plan: GlobalAvgPoolPlan,
-  maxBatch: number,
-): WasmLayer {
+  scales: { inScale: number; outScale: number },
+): PackedGlobalAvgPool {
   const ex = wasm.exports;
   return {
-    inBytes: plan.hw * plan.c,
-    outBytes: plan.c,
-    maxBatch,
-    run(inPtr, outPtr, n) {
-      checkBatch(n, maxBatch);
+    c: plan.c,
+    run(inPtr, outPtr, n, hw) {
+      const mult = Math.fround(
+        Math.fround(scales.inScale) / Math.fround(Math.fround(scales.outScale) * hw),
+      );
       ex.globalAvgPool(
         inPtr,
         n,
-        plan.hw,
+        hw,
         plan.c,
         plan.inZeroPoint,
-        plan.multiplier,
+        mult,
         plan.outZeroPoint,
         plan.lo,
         plan.hi,
@@ -221,6 +234,3 @@ export function prepareGlobalAvgPool(
     },
   };
 }
-
-/** Bytes of scratch a GEMM layer needs (for sizing arenas up front). */
-export const gemmScratchBytes = (rows: number, k: number): number => rows * roundUp(k, 2) * 2;
