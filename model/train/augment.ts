@@ -113,7 +113,9 @@ export function makeBatch(
   const outPer = R * R * C;
   if (out.length < indices.length * outPer || labels.length < indices.length) {
     throw new RangeError(
-      `Cannot make batch as the output holds ${out.length} values: ${indices.length * outPer} needed`,
+      `Cannot make batch as the output holds ${out.length} values: ${
+        indices.length * outPer
+      } needed`,
     );
   }
   const sx = fit === "resize" ? W / R : 1;

@@ -73,7 +73,9 @@ export function parseIdx(bytes: Uint8Array): { dims: number[]; data: Uint8Array 
   const size = dims.reduce((a, b) => a * b, 1);
   if (bytes.length < start + size) {
     throw new RangeError(
-      `Cannot parse IDX file as dims [${dims}] need ${start + size} bytes: file has ${bytes.length}`,
+      `Cannot parse IDX file as dims [${dims}] need ${
+        start + size
+      } bytes: file has ${bytes.length}`,
     );
   }
   return { dims, data: bytes.subarray(start, start + size) };
@@ -124,7 +126,10 @@ export async function loadIdxDataset(
  * Decodes CIFAR binary records: CIFAR-10 `<label><3072 bytes>`, CIFAR-100
  * `<coarse><fine><3072 bytes>`; pixels as three 32x32 planes (R, G, B), converted to NHWC.
  */
-export function parseCifar(bytes: Uint8Array, labelBytes: 1 | 2): { images: Uint8Array; labels: Uint8Array } {
+export function parseCifar(
+  bytes: Uint8Array,
+  labelBytes: 1 | 2,
+): { images: Uint8Array; labels: Uint8Array } {
   const rec = labelBytes + 3072;
   if (bytes.length % rec !== 0) {
     throw new RangeError(
@@ -186,8 +191,9 @@ export async function loadCifarDataset(dir: string): Promise<DataSplits> {
   const tr = parseCifar(await concatFiles(trainFiles), labelBytes);
   const te = parseCifar(await concatFiles(testFiles), labelBytes);
   const classes = isC100 ? 100 : 10;
-  const names = (await readLines(isC100 ? `${dir}/fine_label_names.txt` : `${dir}/batches.meta.txt`)) ??
-    Array.from({ length: classes }, (_, i) => `class_${i}`);
+  const names =
+    (await readLines(isC100 ? `${dir}/fine_label_names.txt` : `${dir}/batches.meta.txt`)) ??
+      Array.from({ length: classes }, (_, i) => `class_${i}`);
   const mk = (d: { images: Uint8Array; labels: Uint8Array }): Dataset => ({
     images: d.images,
     labels: d.labels,
@@ -229,7 +235,9 @@ async function loadFolderSplit(
       if (h === 0) [h, w] = [img.height, img.width];
       if (img.height !== h || img.width !== w) {
         throw new RangeError(
-          `Cannot load ${dir}/${classes[c]}/${f} as all images must be ${w}x${h}: it is ${img.width}x${img.height}`,
+          `Cannot load ${dir}/${
+            classes[c]
+          }/${f} as all images must be ${w}x${h}: it is ${img.width}x${img.height}`,
         );
       }
       items.push({ data: img.data, label: c });

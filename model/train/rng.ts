@@ -8,7 +8,9 @@ export class Rng {
   constructor(seed: number | readonly number[]) {
     if (typeof seed === "number") {
       if (!Number.isFinite(seed)) {
-        throw new RangeError(`Cannot seed Rng as the seed must be finite: current value is ${seed}`);
+        throw new RangeError(
+          `Cannot seed Rng as the seed must be finite: current value is ${seed}`,
+        );
       }
       this.#s = new Uint32Array([0x9e3779b9, 0x243f6a88, 0xb7e15162, seed >>> 0]);
       for (let i = 0; i < 15; i++) this.nextU32();

@@ -1,0 +1,157 @@
+/**
+ * Registers the project's gradient kernels with tfjs (`tf.registerKernel`), replacing the
+ * composed-op baseline of `composed.ts`:
+ * - `DepthwiseConv2dNativeBackpropFilter`, `DepthwiseConv2dNativeBackpropInput` and the general
+ *   `Conv2DBackpropFilter` (the first 3x3 convolution) run as direct loops over the tensors' own
+ *   memory (the wasm heap, no copies);
+ * - the 1x1 stride-1 cases of `Conv2DBackpropFilter` and `Conv2DBackpropInput` are matrix products
+ *   (`x^T dy` and `dy W^T`) and run as tfjs's BatchMatMul, far faster than the wasm backend's
+ *   generic backprop-input loop.
+ * Any other shape falls back to the backend's own kernel or the composed one.
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import {
+  conv2dBackpropFilterComposed,
+  type ConvAttrs,
+  convInfo,
+  registerComposedGradKernels,
+} from "./composed.ts";
+import { conv2dBackpropFilter } from "./conv2d_backprop_filter.ts";
+import { geometryOf } from "./conv_geometry.ts";
+import { depthwiseBackpropFilter } from "./depthwise_backprop_filter.ts";
+import { depthwiseBackpropInput } from "./depthwise_backprop_input.ts";
+
+interface HeapBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+}
+
+function isHeap(b: unknown): b is HeapBackend {
+  return typeof (b as HeapBackend).typedArrayFromHeap === "function";
+}
+
+/** Runs `fill(inputs..., out)` on the backend's memory and returns the output tensor info. */
+function direct(
+  backend: unknown,
+  shape: number[],
+  inputs: tf.TensorInfo[],
+  fill: (ins: Float32Array[], out: Float32Array) => void,
+): tf.TensorInfo {
+  if (isHeap(backend)) {
+    // Allocate first: growing the wasm memory would detach views taken before.
+    const out = backend.makeOutput(shape, "float32");
+    const ins = inputs.map((t) => backend.typedArrayFromHeap(t));
+    fill(ins, backend.typedArrayFromHeap(out));
+    return out;
+  }
+  const b = backend as tf.KernelBackend;
+  const ins = inputs.map((t) => b.readSync(t.dataId) as Float32Array);
+  const out = new Float32Array(shape.reduce((a, c) => a * c, 1));
+  fill(ins, out);
+  return tf.tensor(out, shape);
+}
+
+function isPointwise(ci: tf.backend_util.Conv2DInfo): boolean {
+  return ci.filterHeight === 1 && ci.filterWidth === 1 && ci.strideHeight === 1 &&
+    ci.strideWidth === 1 && ci.padInfo.top === 0 && ci.padInfo.left === 0 &&
+    ci.dilationHeight === 1 && ci.dilationWidth === 1;
+}
+
+/** Registers the own gradient kernels on `backendName` (default wasm). */
+export function registerOwnGradKernels(backendName = "wasm"): void {
+  // Start from the composed set so every kernel exists, then override.
+  registerComposedGradKernels(backendName);
+  const reg = (kernelName: string, kernelFunc: tf.KernelFunc) => {
+    if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({ kernelName, backendName, kernelFunc });
+  };
+
+  reg(tf.Conv2DBackpropFilter, ({ inputs, attrs, backend }) => {
+    const x = inputs.x as tf.Tensor4D;
+    const dy = inputs.dy as tf.Tensor4D;
+    const a = attrs as unknown as ConvAttrs;
+    const fs = a.filterShape!;
+    const ci = convInfo(x.shape, fs, a, false);
+    if (isPointwise(ci)) {
+      return tf.tidy(() =>
+        // The wasm BatchMatMul is only fast without transposes: transpose x explicitly.
+        tf.reshape(
+          tf.matMul(tf.transpose(tf.reshape(x, [-1, fs[2]])), tf.reshape(dy, [-1, fs[3]])),
+          fs,
+        )
+      );
+    }
+    if (fs[2] > 4) return conv2dBackpropFilterComposed(x, dy, a);
+    const g = geometryOf(ci);
+    return direct(
+      backend,
+      fs,
+      [x, dy],
+      ([xs, dys], out) => conv2dBackpropFilter(xs!, dys!, g, out),
+    );
+  });
+
+  reg(tf.DepthwiseConv2dNativeBackpropFilter, ({ inputs, attrs, backend }) => {
+    const x = inputs.x as tf.Tensor4D;
+    const dy = inputs.dy as tf.Tensor4D;
+    const a = attrs as unknown as ConvAttrs;
+    const fs = a.filterShape!;
+    if (fs[3] !== 1) {
+      throw new RangeError(
+        `Cannot run DepthwiseConv2dNativeBackpropFilter as the channel multiplier must be 1: current value is ${
+          fs[3]
+        }`,
+      );
+    }
+    const g = geometryOf(convInfo(x.shape, fs, a, true));
+    return direct(
+      backend,
+      fs,
+      [x, dy],
+      ([xs, dys], out) => depthwiseBackpropFilter(xs!, dys!, g, out),
+    );
+  });
+
+  reg(tf.DepthwiseConv2dNativeBackpropInput, ({ inputs, attrs, backend }) => {
+    const dy = inputs.dy as tf.Tensor4D;
+    const filter = inputs.filter as tf.Tensor4D;
+    const a = attrs as unknown as ConvAttrs;
+    const xs = a.inputShape!;
+    if (filter.shape[3] !== 1) {
+      throw new RangeError(
+        `Cannot run DepthwiseConv2dNativeBackpropInput as the channel multiplier must be 1: current value is ${
+          filter.shape[3]
+        }`,
+      );
+    }
+    const g = geometryOf(convInfo(xs, filter.shape, a, true));
+    return direct(
+      backend,
+      xs,
+      [dy, filter],
+      ([dys, fs], out) => depthwiseBackpropInput(dys!, fs!, g, out),
+    );
+  });
+
+  const stockInput = tf.getKernel(tf.Conv2DBackpropInput, backendName);
+  if (stockInput && !(stockInput.kernelFunc as { own?: boolean }).own) {
+    const fallback = stockInput.kernelFunc;
+    const kernelFunc: tf.KernelFunc & { own?: boolean } = (args) => {
+      const dy = args.inputs.dy as tf.Tensor4D;
+      const filter = args.inputs.filter as tf.Tensor4D;
+      const a = args.attrs as unknown as ConvAttrs;
+      const xs = a.inputShape!;
+      const ci = convInfo(xs, filter.shape, a, false);
+      if (!isPointwise(ci)) return fallback(args);
+      const [, , cin, cout] = filter.shape;
+      return tf.tidy(() =>
+        tf.reshape(
+          tf.matMul(tf.reshape(dy, [-1, cout]), tf.transpose(tf.reshape(filter, [cin, cout]))),
+          xs,
+        )
+      );
+    };
+    kernelFunc.own = true;
+    reg(tf.Conv2DBackpropInput, kernelFunc);
+  }
+}

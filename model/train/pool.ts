@@ -1,0 +1,211 @@
+/**
+ * Data parallelism over Deno module Workers: each step splits the batch into one shard per worker,
+ * every worker computes the gradients of its shard with the same weights, and the main thread
+ * averages them (weighted by shard size) for one optimizer step. `workers: 0` runs in-process
+ * (tests, debugging).
+ */
+import type { SpecOptions } from "../spec.ts";
+import { buildSpec } from "../spec.ts";
+import type { NamedTensors } from "../weights.ts";
+import { type GradKernels, setupBackend } from "./backend.ts";
+import { type BnSums, TfMobileNet } from "./mobilenet.ts";
+import type { WorkerReply, WorkerRequest } from "./worker.ts";
+
+type Omit<T, K extends string> = T extends unknown ? Pick<T, Exclude<keyof T, K>> : never;
+type Req = Omit<WorkerRequest, "id">;
+
+class WorkerHandle {
+  #w: Worker;
+  #next = 0;
+  #pending = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
+
+  constructor() {
+    this.#w = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+    this.#w.onmessage = (e: MessageEvent<WorkerReply>) => {
+      const p = this.#pending.get(e.data.id);
+      if (!p) return;
+      this.#pending.delete(e.data.id);
+      if (e.data.type === "error") p.reject(new Error(`Training worker failed: ${e.data.message}`));
+      else p.resolve(e.data);
+    };
+    this.#w.onerror = (e) => {
+      e.preventDefault();
+      for (const p of this.#pending.values()) {
+        p.reject(new Error(`Training worker crashed: ${e.message}`));
+      }
+      this.#pending.clear();
+    };
+  }
+
+  call(req: Req, transfer: Transferable[] = []): Promise<WorkerReply> {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#w.postMessage({ ...req, id }, transfer);
+    });
+  }
+
+  terminate(): void {
+    this.#w.terminate();
+  }
+}
+
+export interface GradResult {
+  loss: number;
+  correct: number;
+  grads: Float32Array;
+}
+
+/** Splits n items into `parts` contiguous shards as evenly as possible. */
+export function shards(n: number, parts: number): [number, number][] {
+  const out: [number, number][] = [];
+  let start = 0;
+  for (let i = 0; i < parts; i++) {
+    const len = Math.floor(n / parts) + (i < n % parts ? 1 : 0);
+    if (len > 0) out.push([start, start + len]);
+    start += len;
+  }
+  return out;
+}
+
+export class TrainPool {
+  readonly workers: number;
+  #handles: WorkerHandle[] = [];
+  #local?: TfMobileNet;
+  #pixels: number;
+
+  private constructor(workers: number, pixels: number) {
+    this.workers = workers;
+    this.#pixels = pixels;
+  }
+
+  static async create(
+    spec: SpecOptions,
+    workers: number,
+    kernels: GradKernels,
+  ): Promise<TrainPool> {
+    const s = buildSpec(spec);
+    const pool = new TrainPool(workers, s.resolution * s.resolution * s.inputChannels);
+    if (workers === 0) {
+      await setupBackend(kernels);
+      pool.#local = new TfMobileNet(s);
+    } else {
+      for (let i = 0; i < workers; i++) pool.#handles.push(new WorkerHandle());
+      await Promise.all(pool.#handles.map((h) => h.call({ type: "init", spec, kernels })));
+    }
+    return pool;
+  }
+
+  /** Mean loss and averaged gradients of a batch of n images. */
+  async gradients(
+    flat: Float32Array,
+    x: Float32Array,
+    labels: Int32Array,
+    n: number,
+  ): Promise<GradResult> {
+    if (this.#local) return this.#local.setTrainableFlat(flat), this.#local.gradients(x, labels, n);
+    const px = this.#pixels;
+    const parts = shards(n, this.#handles.length);
+    const replies = await Promise.all(parts.map(([a, b], i) =>
+      this.#handles[i]!.call({
+        type: "grad",
+        flat,
+        x: x.slice(a * px, b * px),
+        labels: labels.slice(a, b),
+        n: b - a,
+      })
+    ));
+    let loss = 0;
+    let correct = 0;
+    let grads: Float32Array | undefined;
+    replies.forEach((r, i) => {
+      if (r.type !== "grad") {
+        throw new TypeError(`Cannot average gradients: worker answered ${r.type}`);
+      }
+      const [a, b] = parts[i]!;
+      const wgt = (b - a) / n;
+      loss += wgt * r.loss;
+      correct += r.correct;
+      if (!grads) {
+        grads = r.grads;
+        for (let k = 0; k < grads.length; k++) grads[k]! *= wgt;
+      } else {
+        const g = r.grads;
+        for (let k = 0; k < grads.length; k++) grads[k]! += wgt * g[k]!;
+      }
+    });
+    return { loss, correct, grads: grads! };
+  }
+
+  /** BN batch statistics of a batch (each shard counts as one batch). */
+  async collectBn(flat: Float32Array, x: Float32Array, n: number, sums: BnSums): Promise<void> {
+    if (this.#local) {
+      this.#local.setTrainableFlat(flat);
+      this.#local.collectBn(x, n, sums);
+      return;
+    }
+    const px = this.#pixels;
+    const parts = shards(n, this.#handles.length);
+    const replies = await Promise.all(
+      parts.map(([a, b], i) =>
+        this.#handles[i]!.call({ type: "collect", flat, x: x.slice(a * px, b * px), n: b - a })
+      ),
+    );
+    for (const r of replies) {
+      if (r.type !== "collect") {
+        throw new TypeError(`Cannot collect BN statistics: worker answered ${r.type}`);
+      }
+      sums.batches += r.batches;
+      for (const [name, m, sq] of r.sums) {
+        const s = sums.sums.get(name);
+        if (!s) sums.sums.set(name, [m, sq]);
+        else {
+          for (let i = 0; i < m.length; i++) {
+            s[0][i]! += m[i]!;
+            s[1][i]! += sq[i]!;
+          }
+        }
+      }
+    }
+  }
+
+  /** Predicted classes with the given trainable weights and BN statistics. */
+  async predict(
+    flat: Float32Array,
+    stats: NamedTensors,
+    x: Float32Array,
+    n: number,
+  ): Promise<Int32Array> {
+    if (this.#local) {
+      this.#local.setTrainableFlat(flat);
+      this.#local.setStats(stats);
+      return this.#local.predict(x, n);
+    }
+    const px = this.#pixels;
+    const st: [string, number[], Float32Array][] = [...stats].map(([k, t]) => [k, t.shape, t.data]);
+    const parts = shards(n, this.#handles.length);
+    const replies = await Promise.all(
+      parts.map(([a, b], i) =>
+        this.#handles[i]!.call({
+          type: "predict",
+          flat,
+          stats: st,
+          x: x.slice(a * px, b * px),
+          n: b - a,
+        })
+      ),
+    );
+    const out = new Int32Array(n);
+    replies.forEach((r, i) => {
+      if (r.type !== "predict") throw new TypeError(`Cannot predict: worker answered ${r.type}`);
+      out.set(r.pred, parts[i]![0]);
+    });
+    return out;
+  }
+
+  close(): void {
+    for (const h of this.#handles) h.terminate();
+    this.#handles = [];
+    this.#local?.dispose();
+  }
+}

@@ -1,0 +1,692 @@
+/**
+ * `deno task train`: trains a MobileNet V1 built from `model/spec.ts` with TensorFlow.js on the
+ * wasm backend, data-parallel over Deno Workers, with checkpoints every N steps and every epoch.
+ *
+ * @example
+ * deno task train --alpha 0.25 --plan imagenet_stem1 --resolution 28 --epochs 3 \
+ *   --out model/train/runs/v1_a025 --resume
+ *
+ * Outputs in `--out`: `checkpoint/` (weights + optimizer + loop state, for `--resume`),
+ * `model/` (the latest evaluated weights with re-estimated BN statistics and the meta the
+ * exporter needs: mean, std, polarity, labels, arch, alpha, stride plan, resolution, accuracy per
+ * epoch, command, recipe) and `history.jsonl` (one line per epoch).
+ */
+import {
+  buildSpec,
+  type ModelSpec,
+  type SpecOptions,
+  STRIDE_PLANS,
+  type StridePlan,
+} from "../spec.ts";
+import { type NamedTensors, saveWeights } from "../weights.ts";
+import {
+  type AugmentOptions,
+  type BatchOptions,
+  type FitMode,
+  LIGHT_AUGMENT,
+  makeBatch,
+  NO_AUGMENT,
+  SEED_AUGMENT,
+} from "./augment.ts";
+import { flatten, loadCheckpoint, saveCheckpoint, unflatten } from "./checkpoint.ts";
+import {
+  channelStats,
+  type DataSplits,
+  DEFAULT_FASHION_MNIST_DIR,
+  loadCifarDataset,
+  loadFolderDataset,
+  loadIdxDataset,
+  takeFirst,
+} from "./data.ts";
+import { GRAD_KERNELS, type GradKernels } from "./backend.ts";
+import { bnStatsFromSums, type BnSums, initWeights, paramInfos } from "./mobilenet.ts";
+import { DEFAULT_RECIPE, Optimizer, type RecipeOptions, schedule, SEED_RECIPE } from "./optim.ts";
+import { TrainPool } from "./pool.ts";
+import { Rng } from "./rng.ts";
+
+export type DatasetKind = "fashion-mnist" | "cifar" | "folder";
+
+export interface TrainOptions {
+  out: string;
+  dataset: DatasetKind;
+  data: string;
+  alpha: number;
+  plan: StridePlan;
+  /** Input side; defaults to the dataset's. */
+  resolution?: number;
+  fit: FitMode;
+  epochs: number;
+  batch: number;
+  seed: number;
+  workers: number;
+  kernels: GradKernels;
+  resume: boolean;
+  /** Checkpoint every this many steps (0: only at epoch ends). */
+  ckptEvery: number;
+  /** Progress lines per epoch. */
+  progressLines: number;
+  bnBatches: number;
+  bnBatchSize: number;
+  evalBatch: number;
+  limitTrain: number;
+  limitTest: number;
+  /** Stop after this many steps in this invocation (0: no limit); for tests and benchmarks. */
+  maxSteps: number;
+  augment: AugmentOptions;
+  augmentName: string;
+  recipe: RecipeOptions;
+  recipeName: string;
+  command: string;
+  quiet: boolean;
+}
+
+export const DEFAULT_OPTIONS: TrainOptions = {
+  out: "model/train/runs/dev",
+  dataset: "fashion-mnist",
+  data: DEFAULT_FASHION_MNIST_DIR,
+  alpha: 0.25,
+  plan: "imagenet_stem1",
+  fit: "pad",
+  epochs: 3,
+  batch: 64,
+  seed: 1,
+  workers: 2,
+  kernels: "composed",
+  resume: false,
+  ckptEvery: 200,
+  progressLines: 20,
+  bnBatches: 20,
+  bnBatchSize: 256,
+  evalBatch: 500,
+  limitTrain: 0,
+  limitTest: 0,
+  maxSteps: 0,
+  augment: LIGHT_AUGMENT,
+  augmentName: "light",
+  recipe: DEFAULT_RECIPE,
+  recipeName: "default",
+  command: "",
+  quiet: false,
+};
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  trainAccuracy: number;
+  testAccuracy: number;
+  lr: number;
+  phase: string;
+  imagesPerSecond: number;
+  seconds: number;
+}
+
+interface LoopState {
+  epoch: number;
+  step: number;
+  augRng: number[];
+  seconds: number;
+  history: EpochRecord[];
+  /** Running sums of the current epoch (so a resumed epoch reports the whole epoch). */
+  epochLoss: number;
+  epochCorrect: number;
+  epochSeen: number;
+}
+
+async function loadData(o: TrainOptions): Promise<DataSplits> {
+  switch (o.dataset) {
+    case "fashion-mnist":
+      return await loadIdxDataset(o.data);
+    case "cifar":
+      return await loadCifarDataset(o.data);
+    case "folder": {
+      const { decodeForTraining } = await import("./decode.ts");
+      return await loadFolderDataset(o.data, 1, decodeForTraining);
+    }
+  }
+}
+
+function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return "?";
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = Math.floor(s % 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(sec).padStart(2, "0")}s`;
+}
+
+/** Fills the spec options and normalization constants the run and its checkpoint record. */
+export function specOptionsFor(o: TrainOptions, d: DataSplits): SpecOptions {
+  return {
+    arch: "mobilenet_v1",
+    alpha: o.alpha,
+    resolution: o.resolution ?? d.train.height,
+    inputChannels: d.train.channels,
+    classes: d.train.labelNames.length,
+    stridePlan: o.plan,
+  };
+}
+
+/** Evaluates accuracy on a dataset with the given weights. */
+async function evaluate(
+  pool: TrainPool,
+  flat: Float32Array,
+  stats: NamedTensors,
+  d: DataSplits["test"],
+  bopts: BatchOptions,
+  batch: number,
+): Promise<number> {
+  const px = bopts.resolution * bopts.resolution * d.channels;
+  const x = new Float32Array(batch * px);
+  const labels = new Int32Array(batch);
+  const rng = new Rng(0);
+  let correct = 0;
+  for (let s = 0; s < d.n; s += batch) {
+    const n = Math.min(batch, d.n - s);
+    const idx = Array.from({ length: n }, (_, i) => s + i);
+    makeBatch(d, idx, { ...bopts, augment: NO_AUGMENT }, rng, x, labels);
+    const pred = await pool.predict(flat, stats, x, n);
+    for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
+  }
+  return correct / d.n;
+}
+
+/** Re-estimates BN moving statistics on un-augmented training batches. */
+async function reestimateBn(
+  pool: TrainPool,
+  flat: Float32Array,
+  d: DataSplits["train"],
+  bopts: BatchOptions,
+  batches: number,
+  batchSize: number,
+  seed: number,
+): Promise<NamedTensors> {
+  const px = bopts.resolution * bopts.resolution * d.channels;
+  const x = new Float32Array(batchSize * px);
+  const labels = new Int32Array(batchSize);
+  const rng = new Rng(seed);
+  const perm = rng.permutation(d.n);
+  const sums: BnSums = { batches: 0, sums: new Map() };
+  const total = Math.min(batches, Math.floor(d.n / batchSize) || 1);
+  for (let b = 0; b < total; b++) {
+    const n = Math.min(batchSize, d.n - b * batchSize);
+    makeBatch(
+      d,
+      perm.subarray(b * batchSize, b * batchSize + n),
+      { ...bopts, augment: NO_AUGMENT },
+      rng,
+      x,
+      labels,
+    );
+    await pool.collectBn(flat, x, n, sums);
+  }
+  return bnStatsFromSums(sums);
+}
+
+export interface TrainResult {
+  spec: ModelSpec;
+  history: EpochRecord[];
+  /** Losses of each step run in this invocation. */
+  stepLosses: number[];
+  weights: NamedTensors;
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const log = (s: string) => {
+    if (!o.quiet) console.log(s);
+  };
+  const data = await loadData(o);
+  if (o.limitTrain > 0) data.train = takeFirst(data.train, o.limitTrain);
+  if (o.limitTest > 0) data.test = takeFirst(data.test, o.limitTest);
+  const specOpts = specOptionsFor(o, data);
+  const spec = buildSpec(specOpts);
+  const infos = paramInfos(spec);
+  const trainable = infos.filter((p) => p.trainable);
+  const { mean, std } = channelStats(data.train);
+  const bopts: BatchOptions = {
+    resolution: spec.resolution,
+    mean,
+    std,
+    fit: o.fit,
+    augment: o.augment,
+  };
+
+  let weights: NamedTensors;
+  let opt: Optimizer;
+  let state: LoopState;
+  const ckptDir = `${o.out}/checkpoint`;
+  const loaded = o.resume ? await loadCheckpoint(ckptDir, trainable) : undefined;
+  if (loaded) {
+    weights = loaded.weights;
+    opt = loaded.opt;
+    state = loaded.meta.state as LoopState;
+    log(`resumed ${ckptDir} at epoch ${state.epoch + 1} step ${state.step}`);
+  } else {
+    weights = initWeights(spec, new Rng(o.seed));
+    opt = new Optimizer(trainable.reduce((a, p) => a + p.size, 0));
+    state = {
+      epoch: 0,
+      step: 0,
+      augRng: new Rng(o.seed + 1).state(),
+      seconds: 0,
+      history: [],
+      epochLoss: 0,
+      epochCorrect: 0,
+      epochSeen: 0,
+    };
+  }
+  const flat = flatten(trainable, weights);
+  unflatten(trainable, flat, weights);
+  const stats = (): NamedTensors => {
+    const s: NamedTensors = new Map();
+    for (const p of infos) if (!p.trainable) s.set(p.name, weights.get(p.name)!);
+    return s;
+  };
+
+  const meta = (): Record<string, unknown> => ({
+    arch: spec.arch,
+    alpha: spec.alpha,
+    stridePlan: spec.stridePlan,
+    strides: spec.strides,
+    resolution: spec.resolution,
+    inputChannels: spec.inputChannels,
+    classes: spec.classes,
+    labels: data.train.labelNames,
+    dataset: data.name,
+    mean,
+    std,
+    polarity: data.name === "fashion-mnist" ? "light-on-dark" : "natural",
+    fit: o.fit,
+    epochs: state.history.length,
+    epochBudget: o.epochs,
+    seconds: Math.round(state.seconds),
+    command: o.command,
+    recipe: {
+      name: o.recipeName,
+      ...o.recipe,
+      batch: o.batch,
+      seed: o.seed,
+      augment: o.augmentName,
+      ...o.augment,
+    },
+    testAccuracy: state.history.map((h) => h.testAccuracy),
+    history: state.history,
+    kernels: o.kernels,
+    workers: o.workers,
+    trainImages: data.train.n,
+    testImages: data.test.n,
+    state,
+  });
+
+  await Deno.mkdir(o.out, { recursive: true });
+  const pool = await TrainPool.create(specOpts, o.workers, o.kernels);
+  const px = spec.resolution * spec.resolution * spec.inputChannels;
+  const stepsPerEpoch = Math.floor(data.train.n / o.batch) || 1;
+  const stepLosses: number[] = [];
+  const bufs = [0, 1].map(() => ({
+    x: new Float32Array(o.batch * px),
+    labels: new Int32Array(o.batch),
+  }));
+  log(
+    `train ${spec.arch} alpha ${spec.alpha} plan ${spec.stridePlan} ${spec.resolution}x${spec.resolution}x${spec.inputChannels} ` +
+      `classes ${spec.classes}: ${flat.length} trainable params, ${data.train.n} train / ${data.test.n} test images, ` +
+      `batch ${o.batch}, ${stepsPerEpoch} steps/epoch, ${o.workers} workers, ${o.kernels} kernels`,
+  );
+  let stepsRun = 0;
+  try {
+    while (state.epoch < o.epochs) {
+      const { phase, lr } = schedule(o.recipe, state.epoch, o.epochs);
+      const perm = new Rng(o.seed * 7919 + state.epoch + 17).permutation(data.train.n);
+      const augRng = new Rng(state.augRng);
+      const every = Math.max(1, Math.ceil(stepsPerEpoch / o.progressLines));
+      const fill = (step: number, buf: typeof bufs[number]) =>
+        makeBatch(
+          data.train,
+          perm.subarray(step * o.batch, (step + 1) * o.batch),
+          bopts,
+          augRng,
+          buf.x,
+          buf.labels,
+        );
+      let t0 = performance.now();
+      let imgsSince = 0;
+      let lastSave = state.step;
+      if (state.step < stepsPerEpoch) fill(state.step, bufs[state.step % 2]!);
+      while (state.step < stepsPerEpoch) {
+        if (o.maxSteps > 0 && stepsRun >= o.maxSteps) break;
+        const cur = bufs[state.step % 2]!;
+        const pending = pool.gradients(flat, cur.x, cur.labels, o.batch);
+        // Prepare the next batch while the workers compute this one.
+        const nextStep = state.step + 1;
+        let nextAugState: number[] | undefined;
+        if (nextStep < stepsPerEpoch) {
+          // Checkpoints store the RNG state before the next batch is drawn.
+          nextAugState = augRng.state();
+          fill(nextStep, bufs[nextStep % 2]!);
+        }
+        const r = await pending;
+        opt.step(flat, r.grads, o.recipe, phase, lr);
+        stepsRun++;
+        stepLosses.push(r.loss);
+        state.step++;
+        state.epochLoss += r.loss * o.batch;
+        state.epochCorrect += r.correct;
+        state.epochSeen += o.batch;
+        state.augRng = nextAugState ?? augRng.state();
+        imgsSince += o.batch;
+        const now = performance.now();
+        if (state.step % every === 0 || state.step === stepsPerEpoch) {
+          const dt = (now - t0) / 1000;
+          state.seconds += dt;
+          const ips = imgsSince / dt;
+          const left = (stepsPerEpoch - state.step) * o.batch / ips;
+          const frac = state.step / stepsPerEpoch;
+          const bar = "#".repeat(Math.round(frac * 20)).padEnd(20, ".");
+          log(
+            `epoch ${state.epoch + 1}/${o.epochs} [${bar}] ${
+              (frac * 100).toFixed(0).padStart(3)
+            }% ` +
+              `step ${state.step}/${stepsPerEpoch} loss ${
+                (state.epochLoss / state.epochSeen).toFixed(4)
+              } ` +
+              `acc ${(100 * state.epochCorrect / state.epochSeen).toFixed(2)}% ${
+                ips.toFixed(1)
+              } img/s ` +
+              `lr ${lr.toExponential(2)} ${phase} ETA ${fmtTime(left)}`,
+          );
+          t0 = now;
+          imgsSince = 0;
+        }
+        if (o.ckptEvery > 0 && state.step - lastSave >= o.ckptEvery && state.step < stepsPerEpoch) {
+          const dt = (performance.now() - t0) / 1000;
+          state.seconds += dt;
+          t0 = performance.now();
+          await saveCheckpoint(ckptDir, weights, trainable, opt, meta());
+          lastSave = state.step;
+        }
+      }
+      if (state.step < stepsPerEpoch) {
+        // Stopped by maxSteps: keep the position.
+        await saveCheckpoint(ckptDir, weights, trainable, opt, meta());
+        break;
+      }
+      // Epoch end: re-estimate BN statistics, evaluate, checkpoint.
+      const tEval = performance.now();
+      const bn = await reestimateBn(
+        pool,
+        flat,
+        data.train,
+        bopts,
+        o.bnBatches,
+        o.bnBatchSize,
+        o.seed + state.epoch,
+      );
+      for (const [k, v] of bn) weights.set(k, v);
+      const acc = await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch);
+      const rec: EpochRecord = {
+        epoch: state.epoch + 1,
+        loss: state.epochLoss / state.epochSeen,
+        trainAccuracy: state.epochCorrect / state.epochSeen,
+        testAccuracy: acc,
+        lr,
+        phase,
+        imagesPerSecond: 0,
+        seconds: 0,
+      };
+      state.history.push(rec);
+      const totalSeconds = state.seconds;
+      rec.seconds = Math.round(totalSeconds);
+      rec.imagesPerSecond = Math.round(
+        10 * stepsPerEpoch * o.batch * state.history.length / Math.max(totalSeconds, 1e-9),
+      ) / 10;
+      log(
+        `epoch ${rec.epoch}/${o.epochs} done: loss ${rec.loss.toFixed(4)} train acc ${
+          (100 * rec.trainAccuracy).toFixed(2)
+        }% ` +
+          `test acc ${(100 * acc).toFixed(2)}% (BN re-estimated on ${
+            Math.min(o.bnBatches, Math.floor(data.train.n / o.bnBatchSize) || 1)
+          } batches; ` +
+          `eval ${((performance.now() - tEval) / 1000).toFixed(1)} s) training time ${
+            fmtTime(totalSeconds)
+          }`,
+      );
+      state.epoch++;
+      state.step = 0;
+      state.epochLoss = 0;
+      state.epochCorrect = 0;
+      state.epochSeen = 0;
+      await saveCheckpoint(ckptDir, weights, trainable, opt, meta());
+      const m = meta();
+      delete m.state;
+      await saveWeights(`${o.out}/model`, weights, m);
+      await Deno.writeTextFile(`${o.out}/history.jsonl`, JSON.stringify(rec) + "\n", {
+        append: true,
+      });
+    }
+  } finally {
+    pool.close();
+  }
+  return { spec, history: state.history, stepLosses, weights };
+}
+
+// --- command line ---------------------------------------------------------------------------
+
+const USAGE = `deno task train [options]
+  --out DIR            run folder (default model/train/runs/dev)
+  --dataset KIND       fashion-mnist | cifar | folder (default fashion-mnist)
+  --data DIR           dataset directory (default ${DEFAULT_FASHION_MNIST_DIR})
+  --alpha A            width multiplier (default 0.25)
+  --plan P             ${
+  STRIDE_PLANS.join(" | ")
+} | comma-separated strides (default imagenet_stem1)
+  --resolution R       input side (default: the dataset's)
+  --fit pad|resize     how images reach the resolution (default pad)
+  --epochs N --batch B --seed S --workers W (default 3, 64, 1, 2)
+  --kernels K          ${GRAD_KERNELS.join(" | ")} (gradient kernels)
+  --resume             continue from OUT/checkpoint
+  --ckpt-every N       checkpoint every N steps (default 200)
+  --augment NAME       light | seed | none; then --hflip P --vflip P --rotate DEG --translate F
+                       --perspective P --erase P --pad-crop PX override single values
+  --recipe NAME        default (Adam 2e-3, x0.5 every 2 epochs) | seed (Adam 0.01 x0.9/5, SGD last 5)
+  --lr --lr-step --lr-gamma --sgd-epochs --sgd-lr --weight-decay
+  --bn-batches N --progress-lines N --limit-train N --limit-test N --max-steps N --quiet`;
+
+export function parseArgs(args: string[]): TrainOptions {
+  const o: TrainOptions = {
+    ...DEFAULT_OPTIONS,
+    augment: { ...LIGHT_AUGMENT },
+    recipe: { ...DEFAULT_RECIPE },
+  };
+  const augOverrides: Partial<AugmentOptions> = {};
+  const recipeOverrides: Partial<RecipeOptions> = {};
+  const num = (k: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n)) {
+      throw new RangeError(`Cannot parse ${k} as it must be a number: current value is ${v}`);
+    }
+    return n;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const k = args[i]!;
+    const v = () => args[++i];
+    switch (k) {
+      case "--out":
+        o.out = v()!;
+        break;
+      case "--dataset": {
+        const d = v();
+        if (d !== "fashion-mnist" && d !== "cifar" && d !== "folder") {
+          throw new RangeError(
+            `Cannot parse --dataset as it must be one of fashion-mnist, cifar, folder: current value is ${d}`,
+          );
+        }
+        o.dataset = d;
+        break;
+      }
+      case "--data":
+        o.data = v()!;
+        break;
+      case "--alpha":
+        o.alpha = num(k, v());
+        break;
+      case "--plan": {
+        const p = v()!;
+        o.plan = /^[12](,[12])*$/.test(p) ? p.split(",").map(Number) : p as StridePlan;
+        break;
+      }
+      case "--resolution":
+        o.resolution = num(k, v());
+        break;
+      case "--fit": {
+        const f = v();
+        if (f !== "pad" && f !== "resize") {
+          throw new RangeError(
+            `Cannot parse --fit as it must be pad or resize: current value is ${f}`,
+          );
+        }
+        o.fit = f;
+        break;
+      }
+      case "--epochs":
+        o.epochs = num(k, v());
+        break;
+      case "--batch":
+        o.batch = num(k, v());
+        break;
+      case "--seed":
+        o.seed = num(k, v());
+        break;
+      case "--workers":
+        o.workers = num(k, v());
+        break;
+      case "--kernels": {
+        const kk = v() as GradKernels;
+        if (!GRAD_KERNELS.includes(kk)) {
+          throw new RangeError(
+            `Cannot parse --kernels as it must be one of ${
+              GRAD_KERNELS.join(", ")
+            }: current value is ${kk}`,
+          );
+        }
+        o.kernels = kk;
+        break;
+      }
+      case "--resume":
+        o.resume = true;
+        break;
+      case "--ckpt-every":
+        o.ckptEvery = num(k, v());
+        break;
+      case "--bn-batches":
+        o.bnBatches = num(k, v());
+        break;
+      case "--progress-lines":
+        o.progressLines = num(k, v());
+        break;
+      case "--limit-train":
+        o.limitTrain = num(k, v());
+        break;
+      case "--limit-test":
+        o.limitTest = num(k, v());
+        break;
+      case "--max-steps":
+        o.maxSteps = num(k, v());
+        break;
+      case "--quiet":
+        o.quiet = true;
+        break;
+      case "--augment": {
+        const a = v();
+        const presets: Record<string, AugmentOptions> = {
+          light: LIGHT_AUGMENT,
+          seed: SEED_AUGMENT,
+          none: NO_AUGMENT,
+        };
+        if (!a || !presets[a]) {
+          throw new RangeError(
+            `Cannot parse --augment as it must be one of light, seed, none: current value is ${a}`,
+          );
+        }
+        o.augment = { ...presets[a]! };
+        o.augmentName = a;
+        break;
+      }
+      case "--hflip":
+        augOverrides.hflip = num(k, v());
+        break;
+      case "--vflip":
+        augOverrides.vflip = num(k, v());
+        break;
+      case "--rotate":
+        augOverrides.rotate = num(k, v());
+        break;
+      case "--translate":
+        augOverrides.translate = num(k, v());
+        break;
+      case "--perspective":
+        augOverrides.perspective = num(k, v());
+        break;
+      case "--erase":
+        augOverrides.erase = num(k, v());
+        break;
+      case "--pad-crop":
+        augOverrides.padCrop = num(k, v());
+        break;
+      case "--recipe": {
+        const r = v();
+        if (r !== "default" && r !== "seed") {
+          throw new RangeError(
+            `Cannot parse --recipe as it must be default or seed: current value is ${r}`,
+          );
+        }
+        o.recipe = { ...(r === "seed" ? SEED_RECIPE : DEFAULT_RECIPE) };
+        o.recipeName = r;
+        break;
+      }
+      case "--lr":
+        recipeOverrides.lr = num(k, v());
+        break;
+      case "--lr-step":
+        recipeOverrides.lrStep = num(k, v());
+        break;
+      case "--lr-gamma":
+        recipeOverrides.lrGamma = num(k, v());
+        break;
+      case "--sgd-epochs":
+        recipeOverrides.sgdEpochs = num(k, v());
+        break;
+      case "--sgd-lr":
+        recipeOverrides.sgdLr = num(k, v());
+        break;
+      case "--weight-decay":
+        recipeOverrides.weightDecay = num(k, v());
+        break;
+      case "--help":
+      case "-h":
+        console.log(USAGE);
+        Deno.exit(0);
+        break;
+      default:
+        throw new RangeError(`Cannot parse arguments as ${k} is unknown:\n${USAGE}`);
+    }
+  }
+  Object.assign(o.augment, augOverrides);
+  Object.assign(o.recipe, recipeOverrides);
+  if (!Number.isInteger(o.batch) || o.batch < 1) {
+    throw new RangeError(
+      `Cannot train as --batch must be a positive integer: current value is ${o.batch}`,
+    );
+  }
+  if (!Number.isInteger(o.workers) || o.workers < 0) {
+    throw new RangeError(
+      `Cannot train as --workers must be an integer >= 0: current value is ${o.workers}`,
+    );
+  }
+  return o;
+}
+
+if (import.meta.main) {
+  const o = parseArgs(Deno.args);
+  o.command = ["deno task train", ...Deno.args].join(" ");
+  await Deno.mkdir(o.out, { recursive: true });
+  await Deno.writeTextFile(`${o.out}/command.txt`, o.command + "\n", { append: true });
+  await train(o);
+}

@@ -1,0 +1,158 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import "../../../model/train/backend.ts";
+import { conv2dBackpropFilter } from "../../../kernels/grad/conv2d_backprop_filter.ts";
+import { convInfo } from "../../../kernels/grad/composed.ts";
+import { geometryOf } from "../../../kernels/grad/conv_geometry.ts";
+import { depthwiseBackpropFilter } from "../../../kernels/grad/depthwise_backprop_filter.ts";
+import { depthwiseBackpropInput } from "../../../kernels/grad/depthwise_backprop_input.ts";
+import { registerOwnGradKernels } from "../../../kernels/grad/register.ts";
+import { registerComposedGradKernels } from "../../../kernels/grad/composed.ts";
+import { Rng } from "../../../model/train/rng.ts";
+
+/** Allowed difference, relative to the reference tensor's largest magnitude (issue #3: 1e-5). */
+const RTOL = 1e-5;
+
+function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]!));
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i]! - expected[i]!);
+    if (!(d <= RTOL * scale)) {
+      assert.fail(
+        `${what}: index ${i}: ${actual[i]} vs ${expected[i]} (|d| ${d} > ${RTOL} x ${scale})`,
+      );
+    }
+  }
+}
+
+function rand(n: number, rng: Rng): Float32Array {
+  return Float32Array.from({ length: n }, () => rng.uniform(-1, 1));
+}
+
+interface Case {
+  name: string;
+  x: [number, number, number, number];
+  k: number;
+  cout: number;
+  stride: number;
+  pad: "same" | "valid";
+}
+
+const DW_CASES: Case[] = [
+  { name: "3x3 s1 same 7x7x5", x: [2, 7, 7, 5], k: 3, cout: 5, stride: 1, pad: "same" },
+  { name: "3x3 s2 same 8x8x4", x: [2, 8, 8, 4], k: 3, cout: 4, stride: 2, pad: "same" },
+  { name: "3x3 s2 same odd 7x9x3", x: [1, 7, 9, 3], k: 3, cout: 3, stride: 2, pad: "same" },
+  { name: "5x5 s1 valid 9x9x2", x: [3, 9, 9, 2], k: 5, cout: 2, stride: 1, pad: "valid" },
+  { name: "3x3 s2 valid 9x8x6", x: [2, 9, 8, 6], k: 3, cout: 6, stride: 2, pad: "valid" },
+];
+
+const CONV_CASES: Case[] = [
+  { name: "3x3 s1 same cin1 cout8", x: [2, 8, 8, 1], k: 3, cout: 8, stride: 1, pad: "same" },
+  { name: "3x3 s2 same cin3 cout5 odd", x: [2, 9, 7, 3], k: 3, cout: 5, stride: 2, pad: "same" },
+  { name: "3x3 s2 valid cin2 cout4", x: [1, 8, 8, 2], k: 3, cout: 4, stride: 2, pad: "valid" },
+];
+
+Deno.test("depthwise backprop filter and input match tfjs's cpu backend to 1e-5", async () => {
+  await tf.setBackend("cpu");
+  const rng = new Rng(3);
+  for (const c of DW_CASES) {
+    const fs: [number, number, number, number] = [c.k, c.k, c.x[3], 1];
+    const attrs = { strides: c.stride, pad: c.pad, dilations: 1, filterShape: fs, inputShape: c.x };
+    const ci = convInfo(c.x, fs, attrs, true);
+    const g = geometryOf(ci);
+    const x = rand(c.x.reduce((a, b) => a * b), rng);
+    const dy = rand(c.x[0] * ci.outHeight * ci.outWidth * c.x[3], rng);
+    const w = rand(fs.reduce((a, b) => a * b), rng);
+    const xt = tf.tensor4d(x, c.x);
+    const dyt = tf.tensor4d(dy, [c.x[0], ci.outHeight, ci.outWidth, c.x[3]]);
+    const wt = tf.tensor4d(w, fs);
+    const refF = tf.engine().runKernel(
+      tf.DepthwiseConv2dNativeBackpropFilter,
+      { x: xt, dy: dyt },
+      attrs,
+    ) as tf.Tensor;
+    const refI = tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, {
+      dy: dyt,
+      filter: wt,
+    }, attrs) as tf.Tensor;
+    const outF = new Float32Array(w.length);
+    depthwiseBackpropFilter(x, dy, g, outF);
+    assertClose(outF, refF.dataSync(), `filter ${c.name}`);
+    const outI = new Float32Array(x.length);
+    depthwiseBackpropInput(dy, w, g, outI);
+    assertClose(outI, refI.dataSync(), `input ${c.name}`);
+    tf.dispose([xt, dyt, wt, refF, refI]);
+  }
+});
+
+Deno.test("conv2d backprop filter matches tfjs's cpu backend to 1e-5", async () => {
+  await tf.setBackend("cpu");
+  const rng = new Rng(4);
+  for (const c of CONV_CASES) {
+    const fs: [number, number, number, number] = [c.k, c.k, c.x[3], c.cout];
+    const attrs = { strides: c.stride, pad: c.pad, dataFormat: "NHWC", filterShape: fs };
+    const ci = convInfo(c.x, fs, { strides: c.stride, pad: c.pad }, false);
+    const x = rand(c.x.reduce((a, b) => a * b), rng);
+    const dy = rand(c.x[0] * ci.outHeight * ci.outWidth * c.cout, rng);
+    const xt = tf.tensor4d(x, c.x);
+    const dyt = tf.tensor4d(dy, [c.x[0], ci.outHeight, ci.outWidth, c.cout]);
+    const ref = tf.engine().runKernel(
+      tf.Conv2DBackpropFilter,
+      { x: xt, dy: dyt },
+      attrs,
+    ) as tf.Tensor;
+    const out = new Float32Array(fs.reduce((a, b) => a * b));
+    conv2dBackpropFilter(x, dy, geometryOf(ci), out);
+    assertClose(out, ref.dataSync(), c.name);
+    tf.dispose([xt, dyt, ref]);
+  }
+});
+
+/** Gradients of sum(r * relu(dw(pw(conv(x))))) with respect to x and all filters. */
+function graphGrads(
+  x: Float32Array,
+  ws: Float32Array[],
+  r: Float32Array,
+  stride: number,
+): Float32Array[] {
+  return tf.tidy(() => {
+    const xt = tf.tensor4d(x, [2, 9, 9, 3]);
+    const w1 = tf.tensor4d(ws[0]!, [3, 3, 3, 6]);
+    const w2 = tf.tensor4d(ws[1]!, [3, 3, 6, 1]);
+    const w3 = tf.tensor4d(ws[2]!, [1, 1, 6, 4]);
+    const f = (a: tf.Tensor4D, b: tf.Tensor4D, c: tf.Tensor4D, d: tf.Tensor4D) => {
+      const h1 = tf.relu(tf.conv2d(a, b, stride, "same"));
+      const h2 = tf.relu(tf.depthwiseConv2d(h1, c, stride, "same"));
+      const h3 = tf.conv2d(h2, d, 1, "same");
+      return tf.sum(tf.mul(h3, tf.tensor(r, h3.shape)));
+    };
+    const grads = tf.grads(f as (...a: tf.Tensor[]) => tf.Tensor)([xt, w1, w2, w3]);
+    return grads.map((g) => g.dataSync() as Float32Array);
+  });
+}
+
+Deno.test("registered own and composed kernels give the cpu backend's gradients through tf.grads", async () => {
+  const rng = new Rng(5);
+  const x = rand(2 * 9 * 9 * 3, rng);
+  const ws = [rand(3 * 3 * 3 * 6, rng), rand(3 * 3 * 6, rng), rand(6 * 4, rng)];
+  for (const stride of [1, 2]) {
+    const oh = stride === 1 ? 9 : 3;
+    const r = rand(2 * oh * oh * 4, rng);
+    await tf.setBackend("cpu");
+    const ref = graphGrads(x, ws, r, stride);
+    await tf.setBackend("wasm");
+    for (
+      const [name, register] of [["own", registerOwnGradKernels], [
+        "composed",
+        registerComposedGradKernels,
+      ]] as const
+    ) {
+      register("wasm");
+      const got = graphGrads(x, ws, r, stride);
+      ref.forEach((g, i) => assertClose(got[i]!, g, `${name} stride ${stride} grad ${i}`));
+    }
+  }
+});
