@@ -1,0 +1,237 @@
+/**
+ * A small HTTP/1.1 load generator on raw keep-alive TCP connections (the approach of wrk): the
+ * requests are encoded once, each connection writes one and reads its answer, so that the client
+ * costs little CPU on a 2-core machine it shares with the server. Two modes:
+ * - closed loop: `connections` requests in flight at all times (concurrency);
+ * - open loop: a fixed total rate; latency counts from the intended send time, so a client that
+ *   falls behind does not hide server latency (coordinated omission, as wrk2 corrects it).
+ * Only 127.0.0.1 / localhost targets are accepted.
+ */
+
+export interface LoadSpec {
+  port: number;
+  /** Raw requests (from `encodeRequest`), sent in turn. */
+  requests: Uint8Array[];
+  connections: number;
+  /** Stops after this many requests... */
+  maxRequests: number;
+  /** ...or after this long, whichever comes first. */
+  durationMs: number;
+  /** Open loop: total requests per second across all connections. */
+  ratePerS?: number;
+  /** A request without an answer after this is counted as hung and its connection reopened. */
+  timeoutMs?: number;
+}
+
+export interface LoadResult {
+  sent: number;
+  /** Answers by HTTP status. */
+  statusCounts: Map<number, number>;
+  /** Latency in ms of every answered request, and the status of each (same index). */
+  latencies: Float64Array;
+  statuses: Uint16Array;
+  /** Connection-level failures (reset, closed mid-answer) and requests without answer in time. */
+  socketErrors: number;
+  timeouts: number;
+  durationS: number;
+  /** Answers per second. */
+  throughput: number;
+}
+
+const CRLF2 = new Uint8Array([13, 10, 13, 10]);
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Encodes one HTTP/1.1 request with a body (or none) for 127.0.0.1. */
+export function encodeRequest(
+  method: string,
+  path: string,
+  port: number,
+  headers: Record<string, string> = {},
+  body?: Uint8Array,
+): Uint8Array {
+  let head = `${method} ${path} HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nconnection: keep-alive\r\n`;
+  for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
+  if (body) head += `content-length: ${body.length}\r\n`;
+  head += "\r\n";
+  const h = enc.encode(head);
+  if (!body) return h;
+  const out = new Uint8Array(h.length + body.length);
+  out.set(h);
+  out.set(body, h.length);
+  return out;
+}
+
+function indexOf(buf: Uint8Array, end: number, pat: Uint8Array, from = 0): number {
+  outer: for (let i = from; i <= end - pat.length; i++) {
+    for (let j = 0; j < pat.length; j++) if (buf[i + j] !== pat[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/** Reads HTTP/1.1 answers from one connection, keeping what arrives past the current one. */
+class ResponseReader {
+  #buf = new Uint8Array(64 * 1024);
+  #len = 0;
+  constructor(readonly conn: Deno.TcpConn) {}
+
+  async #fill(): Promise<boolean> {
+    if (this.#len === this.#buf.length) {
+      const bigger = new Uint8Array(this.#buf.length * 2);
+      bigger.set(this.#buf);
+      this.#buf = bigger;
+    }
+    const n = await this.conn.read(this.#buf.subarray(this.#len));
+    if (n === null) return false;
+    this.#len += n;
+    return true;
+  }
+
+  #consume(n: number): void {
+    this.#buf.copyWithin(0, n, this.#len);
+    this.#len -= n;
+  }
+
+  /** The status of the next answer, its body read and discarded; null if the peer closed. */
+  async next(): Promise<number | null> {
+    let headEnd: number;
+    while ((headEnd = indexOf(this.#buf, this.#len, CRLF2)) < 0) {
+      if (!(await this.#fill())) return null;
+    }
+    const head = dec.decode(this.#buf.subarray(0, headEnd)).toLowerCase();
+    const status = Number(head.slice(9, 12));
+    let rest = headEnd + 4;
+    const cl = head.match(/\r\ncontent-length: *(\d+)/);
+    if (cl) {
+      const total = rest + Number(cl[1]);
+      while (this.#len < total) if (!(await this.#fill())) return null;
+      this.#consume(total);
+      return status;
+    }
+    if (/\r\ntransfer-encoding: *chunked/.test(head)) {
+      for (;;) {
+        let lineEnd: number;
+        while ((lineEnd = indexOf(this.#buf, this.#len, CRLF2.subarray(0, 2), rest)) < 0) {
+          if (!(await this.#fill())) return null;
+        }
+        const size = parseInt(dec.decode(this.#buf.subarray(rest, lineEnd)), 16);
+        const next = lineEnd + 2 + size + 2;
+        while (this.#len < next) if (!(await this.#fill())) return null;
+        rest = next;
+        if (size === 0) break;
+      }
+      this.#consume(rest);
+      return status;
+    }
+    this.#consume(rest); // no body (204, 304)
+    return status;
+  }
+}
+
+async function writeAll(conn: Deno.TcpConn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(data.subarray(off));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs one bounded load; never more than `maxRequests` requests, never longer than the duration. */
+export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  if (spec.requests.length === 0) throw new RangeError("Cannot run a load without requests");
+  const timeoutMs = spec.timeoutMs ?? 10_000;
+  const latencies = new Float64Array(spec.maxRequests);
+  const statuses = new Uint16Array(spec.maxRequests);
+  const statusCounts = new Map<number, number>();
+  let answered = 0;
+  let issued = 0;
+  let socketErrors = 0;
+  let timeouts = 0;
+  const start = performance.now();
+  const stopAt = start + spec.durationMs;
+  const interval = spec.ratePerS ? 1000 / spec.ratePerS : 0;
+
+  const worker = async () => {
+    let conn: Deno.TcpConn | null = null;
+    let reader: ResponseReader | null = null;
+    try {
+      while (issued < spec.maxRequests && performance.now() < stopAt) {
+        if (interval && start + issued * interval > stopAt) break;
+        const k = issued++;
+        let sendAt = performance.now();
+        if (interval) {
+          const target = start + k * interval;
+          if (target > sendAt + 1) await sleep(target - sendAt);
+          sendAt = target; // open loop: latency from the intended send time
+        }
+        if (!conn || !reader) {
+          conn = await Deno.connect({ hostname: "127.0.0.1", port: spec.port });
+          conn.setNoDelay(true);
+          reader = new ResponseReader(conn);
+        }
+        const c: Deno.TcpConn = conn;
+        let timedOut = false;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          try {
+            c.close();
+          } catch { /* already closed */ }
+        }, timeoutMs);
+        let status: number | null = null;
+        try {
+          await writeAll(c, spec.requests[k % spec.requests.length]!);
+          status = await reader.next();
+        } catch {
+          status = null;
+        }
+        clearTimeout(timer);
+        if (status === null) {
+          if (timedOut) timeouts++;
+          else socketErrors++;
+          if (!timedOut) {
+            try {
+              c.close();
+            } catch { /* already closed */ }
+          }
+          conn = null;
+          reader = null;
+          continue;
+        }
+        latencies[answered] = performance.now() - sendAt;
+        statuses[answered] = status;
+        answered++;
+        statusCounts.set(status, (statusCounts.get(status) ?? 0) + 1);
+      }
+    } finally {
+      try {
+        conn?.close();
+      } catch { /* already closed */ }
+    }
+  };
+  await Promise.all(Array.from({ length: spec.connections }, worker));
+  const durationS = (performance.now() - start) / 1000;
+  return {
+    sent: Math.min(issued, spec.maxRequests),
+    statusCounts,
+    latencies: latencies.slice(0, answered),
+    statuses: statuses.slice(0, answered),
+    socketErrors,
+    timeouts,
+    durationS,
+    throughput: answered / durationS,
+  };
+}
+
+/** Nearest-rank percentile (q in [0, 1]) of unsorted samples; NaN when empty. */
+export function percentile(samples: Float64Array, q: number): number {
+  if (samples.length === 0) return NaN;
+  const s = samples.slice().sort();
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
+/** The latencies of answers whose status passes `keep`. */
+export function latenciesWhere(r: LoadResult, keep: (status: number) => boolean): Float64Array {
+  const out: number[] = [];
+  for (let i = 0; i < r.latencies.length; i++) if (keep(r.statuses[i]!)) out.push(r.latencies[i]!);
+  return Float64Array.from(out);
+}
