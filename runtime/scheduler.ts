@@ -291,6 +291,11 @@ export class Scheduler {
     });
   }
 
+  /** The registry's `Inference` call (routes/classify.ts): the same as {@link submit}. */
+  infer(req: InferenceRequest): Promise<InferenceResult> {
+    return this.submit(req);
+  }
+
   /** What a request for this variant would expect now: wait, service p95, finish. */
   estimate(model: string, backend: string, shape: NCHW): Estimate {
     return this.#estimate(this.#queueFor({ model, backend, shape }), performance.now());
