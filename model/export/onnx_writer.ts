@@ -113,7 +113,9 @@ function valueInfoToProto(v: ValueInfo): Record<string, unknown> {
         ...(v.shape
           ? {
             shape: {
-              dim: v.shape.map((d) => (typeof d === "string" ? { dim_param: d } : { dim_value: d })),
+              dim: v.shape.map((
+                d,
+              ) => (typeof d === "string" ? { dim_param: d } : { dim_value: d })),
             },
           }
           : {}),
@@ -182,7 +184,13 @@ function tensorFromProto(t: TensorProtoObj): OnnxTensor {
   const n = elementCount(dims);
   const type = (t.data_type ?? 0) as DataTypeValue;
   const raw = t.raw_data && t.raw_data.length > 0 ? t.raw_data : undefined;
-  const copy = raw ? raw.slice().buffer : undefined;
+  // protobufjs may hand out a Node Buffer view into a shared pool, whose slice() does not copy.
+  let copy: ArrayBuffer | undefined;
+  if (raw) {
+    const c = new Uint8Array(raw.length);
+    c.set(raw);
+    copy = c.buffer;
+  }
   let data: TensorData;
   switch (type) {
     case DataType.FLOAT:
