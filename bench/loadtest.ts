@@ -1,0 +1,632 @@
+/**
+ * `deno task loadtest`: bounded load against the classify service on 127.0.0.1, with the
+ * project's own keep-alive load generator (bench/load_client.ts).
+ *
+ * Modes (all bounded in requests and time; they stop by themselves):
+ * - default: p50/p95/p99, throughput and errors for each concurrency x width, written into
+ *   docs/performance.md (between `<!-- loadtest:start -->` and `<!-- loadtest:end -->`) with an SVG
+ *   chart (docs/loadtest.svg);
+ * - `--p99-ms 20`: SLA mode for CI: exits 1 when any run's p99 is above the budget or any request
+ *   failed (non-2xx, reset, hung);
+ * - `--overload`: measures the sustainable rate at concurrency 32, then sends twice that rate with
+ *   a deadline: accepted answers must meet it, refusals must come in under 5 ms, none lost;
+ * - `--soak 200000`: that many requests at concurrency 32, sampling the server's resident memory.
+ *
+ * Without `--url` it starts `main.ts` itself on a free port (extra server environment with
+ * `--server-env KEY=VALUE`), waits for /readyz, and stops it with SIGTERM at the end.
+ *
+ * @example
+ * ```sh
+ * deno task loadtest --concurrency 1,8,32,64 --alpha 0.25,1 --duration 10
+ * deno task loadtest --concurrency 32 --alpha 0.25 --p99-ms 20 --no-write
+ * deno task loadtest --overload --alpha 0.25 --deadline-ms 20
+ * deno task loadtest --soak 200000 --alpha 0.25
+ * ```
+ */
+import {
+  encodeRequest,
+  latenciesWhere,
+  type LoadResult,
+  percentile,
+  runLoad,
+} from "./load_client.ts";
+import { lineChart } from "./svg_chart.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const DOC = new URL("docs/performance.md", ROOT);
+const SVG = new URL("docs/loadtest.svg", ROOT);
+const FIXTURES = new URL("tests/fixtures/data/", ROOT);
+
+interface Args {
+  url?: string;
+  concurrency: number[];
+  alpha: string[];
+  beta: string;
+  backend?: string;
+  requests: number;
+  durationS: number;
+  p99Ms?: number;
+  overload: boolean;
+  deadlineMs: number;
+  soak?: number;
+  write: boolean;
+  serverEnv: Record<string, string>;
+  images: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    concurrency: [1, 8, 32, 64],
+    alpha: [],
+    beta: "1",
+    requests: 30_000,
+    durationS: 10,
+    overload: false,
+    deadlineMs: 20,
+    write: true,
+    serverEnv: {},
+    images: 200,
+  };
+  const need = (i: number, flag: string) => {
+    const v = argv[i + 1];
+    if (v === undefined) throw new RangeError(`${flag} needs a value`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const f = argv[i]!;
+    switch (f) {
+      case "--url":
+        a.url = need(i++, f);
+        break;
+      case "--concurrency":
+        a.concurrency = need(i++, f).split(",").map(Number);
+        break;
+      case "--alpha":
+        a.alpha = need(i++, f).split(",");
+        break;
+      case "--beta":
+        a.beta = need(i++, f);
+        break;
+      case "--backend":
+        a.backend = need(i++, f);
+        break;
+      case "--requests":
+        a.requests = Number(need(i++, f));
+        break;
+      case "--duration":
+        a.durationS = Number(need(i++, f));
+        break;
+      case "--p99-ms":
+        a.p99Ms = Number(need(i++, f));
+        break;
+      case "--overload":
+        a.overload = true;
+        break;
+      case "--deadline-ms":
+        a.deadlineMs = Number(need(i++, f));
+        break;
+      case "--soak":
+        a.soak = Number(need(i++, f));
+        break;
+      case "--images":
+        a.images = Number(need(i++, f));
+        break;
+      case "--no-write":
+        a.write = false;
+        break;
+      case "--server-env": {
+        const [k, ...v] = need(i++, f).split("=");
+        a.serverEnv[k!] = v.join("=");
+        break;
+      }
+      default:
+        throw new RangeError(`Unknown flag ${f}: see the comment at the top of bench/loadtest.ts`);
+    }
+  }
+  if (a.p99Ms !== undefined && !(a.p99Ms > 0)) throw new RangeError("--p99-ms must be > 0");
+  if (a.concurrency.some((c) => !Number.isInteger(c) || c < 1 || c > 1024)) {
+    throw new RangeError(`--concurrency must be integers in [1, 1024]: got ${a.concurrency}`);
+  }
+  if (!(a.requests >= 1 && a.requests <= 1_000_000)) {
+    throw new RangeError("--requests must be in [1, 1000000]");
+  }
+  if (!(a.durationS > 0 && a.durationS <= 600)) {
+    throw new RangeError("--duration must be in (0, 600]");
+  }
+  if (a.soak !== undefined && !(a.soak >= 1 && a.soak <= 2_000_000)) {
+    throw new RangeError("--soak must be in [1, 2000000]");
+  }
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+
+interface Target {
+  port: number;
+  pid?: number;
+  stop(): Promise<number | null>;
+}
+
+async function startServer(env: Record<string, string>): Promise<Target> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL("main.ts", ROOT).pathname],
+    env: { HOST: "127.0.0.1", PORT: "0", ...env },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  // The server logs one line per request: keep draining its stdout so that it never blocks.
+  let port = 0;
+  let found: () => void = () => {};
+  const listening = new Promise<void>((r) => (found = r));
+  const drain = (async () => {
+    let buf = "";
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      if (port) continue;
+      buf += chunk;
+      const m = buf.match(/"msg":"listening"[^\n]*"port":(\d+)/);
+      if (m) {
+        port = Number(m[1]);
+        buf = "";
+        found();
+      }
+    }
+  })();
+  const exited = child.status.then((s) => {
+    if (!port) throw new Error(`the server exited with ${s.code} before listening`);
+  });
+  await Promise.race([listening, exited]);
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0;; i++) {
+    const res = await fetch(`${base}/readyz`).catch(() => null);
+    const ok = res?.status === 200;
+    await res?.body?.cancel();
+    if (ok) break;
+    if (i > 600) throw new Error("the server did not become ready within 5 minutes");
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return {
+    port,
+    pid: child.pid,
+    async stop() {
+      child.kill("SIGTERM");
+      const s = await child.status;
+      await drain;
+      return s.code;
+    },
+  };
+}
+
+function targetFromUrl(url: string): Target {
+  const u = new URL(url);
+  if (!["127.0.0.1", "localhost"].includes(u.hostname)) {
+    throw new RangeError(`Cannot load-test ${u.hostname}: only 127.0.0.1 is allowed`);
+  }
+  return { port: Number(u.port || 80), stop: () => Promise.resolve(null) };
+}
+
+/** Resident set size of a process in bytes (Linux /proc). */
+function rssOf(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const m = status.match(/VmRSS:\s+(\d+) kB/);
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+function loadAverage(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+function cpuModel(): string {
+  try {
+    const m = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.+)/);
+    return m ? m[1]!.trim() : "unknown CPU";
+  } catch {
+    return "unknown CPU";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+async function fixtureImages(n: number): Promise<Uint8Array[]> {
+  const labels = JSON.parse(await Deno.readTextFile(new URL("labels.json", FIXTURES)));
+  const files = Object.keys(labels.files).filter((f) => f.startsWith("fmnist/png/")).slice(0, n);
+  if (files.length === 0) throw new Error("no PNG fixtures: run deno task fixtures");
+  return await Promise.all(files.map((f) => Deno.readFile(new URL(f, FIXTURES))));
+}
+
+function classifyRequests(
+  port: number,
+  images: Uint8Array[],
+  query: Record<string, string>,
+  headers: Record<string, string> = {},
+): Uint8Array[] {
+  const qs = new URLSearchParams(query).toString();
+  return images.map((img) =>
+    encodeRequest(
+      "POST",
+      `/v1/classify?${qs}`,
+      port,
+      { "content-type": "image/png", ...headers },
+      img,
+    )
+  );
+}
+
+async function servedAlphas(port: number): Promise<string[]> {
+  const res = await fetch(`http://127.0.0.1:${port}/v1/models`);
+  const body = await res.json();
+  const list = (body.models ?? body.variants ?? body) as { alpha: number }[];
+  return [...new Set(list.map((m) => String(m.alpha)))];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting
+
+interface RunRow {
+  alpha: string;
+  beta: string;
+  concurrency: number;
+  sent: number;
+  ok: number;
+  errors: number;
+  statuses: string;
+  rps: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+function summarize(alpha: string, beta: string, concurrency: number, r: LoadResult): RunRow {
+  const ok = r.statusCounts.get(200) ?? 0;
+  const lat = latenciesWhere(r, (s) => s === 200);
+  return {
+    alpha,
+    beta,
+    concurrency,
+    sent: r.sent,
+    ok,
+    errors: r.sent - ok,
+    statuses: [...r.statusCounts].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s}: ${n}`).join(
+      ", ",
+    ) + (r.socketErrors ? `, reset: ${r.socketErrors}` : "") +
+      (r.timeouts ? `, hung: ${r.timeouts}` : ""),
+    rps: ok / r.durationS,
+    p50: percentile(lat, 0.5),
+    p95: percentile(lat, 0.95),
+    p99: percentile(lat, 0.99),
+    max: percentile(lat, 1),
+  };
+}
+
+const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "n/a");
+const f0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "n/a");
+
+function table(rows: RunRow[]): string {
+  let out =
+    "| alpha | beta | concurrency | requests | ok | errors | classifications/s | p50 ms | p95 ms | p99 ms | max ms |\n" +
+    "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const r of rows) {
+    out += `| ${r.alpha} | ${r.beta} | ${r.concurrency} | ${r.sent} | ${r.ok} | ${r.errors} | ${
+      f0(r.rps)
+    } | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} |\n`;
+  }
+  return out;
+}
+
+/** Replaces (or appends) the text between `<!-- name:start -->` and `<!-- name:end -->`. */
+async function writeSection(name: string, body: string): Promise<void> {
+  let doc = "";
+  try {
+    doc = await Deno.readTextFile(DOC);
+  } catch {
+    doc = "# Performance\n\nSections below are written by the benchmark scripts in bench/.\n";
+  }
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const block = `${start}\n${body.trimEnd()}\n${end}`;
+  const i = doc.indexOf(start);
+  const j = doc.indexOf(end);
+  doc = i >= 0 && j > i
+    ? doc.slice(0, i) + block + doc.slice(j + end.length)
+    : `${doc.trimEnd()}\n\n${block}\n`;
+  await Deno.writeTextFile(DOC, doc);
+}
+
+function setting(a: Args, loadBefore: number, loadAfter: number): string {
+  const env = Object.entries(a.serverEnv).map(([k, v]) => `${k}=${v}`).join(" ");
+  const contended = loadBefore > 0.5;
+  return [
+    `Measured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC on ${cpuModel()}, ` +
+    `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}. Server: \`main.ts\`` +
+    (env ? ` with \`${env}\`` : " with default settings") +
+    (a.backend ? `, backend ${a.backend}` : "") +
+    `. Client: bench/load_client.ts (keep-alive HTTP/1.1) on the same machine, sharing its cores ` +
+    `with the server; ${a.images} different 28x28 PNG fixtures sent in turn as raw bodies.`,
+    "",
+    `Load average (1 min) before: ${loadBefore.toFixed(2)}, after: ${loadAfter.toFixed(2)}. ` +
+    (contended
+      ? "**Taken under contention**: other work (engineers' builds and tests, a training run) was " +
+        "using the cores before the run started, so these numbers understate what the service does " +
+        "on a quiet machine."
+      : "The machine was quiet when the run started."),
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modes
+
+async function matrix(a: Args, t: Target, images: Uint8Array[]): Promise<RunRow[]> {
+  const rows: RunRow[] = [];
+  for (const alpha of a.alpha) {
+    const query: Record<string, string> = { alpha, beta: a.beta };
+    if (a.backend) query.backend = a.backend;
+    const reqs = classifyRequests(t.port, images, query);
+    // Warm-up: compiled code paths and measured latency before the numbers count.
+    await runLoad({
+      port: t.port,
+      requests: reqs,
+      connections: 8,
+      maxRequests: 500,
+      durationMs: 5000,
+    });
+    for (const c of a.concurrency) {
+      const r = await runLoad({
+        port: t.port,
+        requests: reqs,
+        connections: c,
+        maxRequests: a.requests,
+        durationMs: a.durationS * 1000,
+      });
+      const row = summarize(alpha, a.beta, c, r);
+      rows.push(row);
+      console.log(
+        `alpha=${alpha} beta=${a.beta} c=${c}: ${f0(row.rps)}/s p50 ${f1(row.p50)} p95 ${
+          f1(row.p95)
+        } p99 ${f1(row.p99)} ms, errors ${row.errors} (${row.statuses})`,
+      );
+    }
+  }
+  return rows;
+}
+
+async function overload(a: Args, t: Target, images: Uint8Array[]) {
+  const alpha = a.alpha[0]!;
+  const query: Record<string, string> = { alpha, beta: a.beta };
+  if (a.backend) query.backend = a.backend;
+  const plain = classifyRequests(t.port, images, query);
+  await runLoad({
+    port: t.port,
+    requests: plain,
+    connections: 8,
+    maxRequests: 500,
+    durationMs: 5000,
+  });
+  const base = await runLoad({
+    port: t.port,
+    requests: plain,
+    connections: 32,
+    maxRequests: a.requests,
+    durationMs: a.durationS * 1000,
+  });
+  const sustainable = (base.statusCounts.get(200) ?? 0) / base.durationS;
+  const rate = 2 * sustainable;
+  const withDeadline = classifyRequests(t.port, images, query, {
+    "x-deadline-ms": String(a.deadlineMs),
+  });
+  const r = await runLoad({
+    port: t.port,
+    requests: withDeadline,
+    connections: 256,
+    maxRequests: Math.ceil(rate * a.durationS),
+    durationMs: a.durationS * 1000,
+    ratePerS: rate,
+  });
+  const accepted = latenciesWhere(r, (s) => s === 200);
+  const refused = latenciesWhere(r, (s) => s === 429 || s === 503);
+  const dropped = latenciesWhere(r, (s) => s === 504);
+  let late = 0;
+  for (const v of accepted) if (v > a.deadlineMs) late++;
+  const lost = r.socketErrors + r.timeouts;
+  const other = r.latencies.length - accepted.length - refused.length - dropped.length;
+  const res = {
+    alpha,
+    sustainable,
+    rate,
+    sent: r.sent,
+    accepted: accepted.length,
+    late,
+    acceptedP99: percentile(accepted, 0.99),
+    refused: refused.length,
+    refusedP99: percentile(refused, 0.99),
+    refusedMax: percentile(refused, 1),
+    dropped: dropped.length,
+    lost,
+    other,
+    durationS: r.durationS,
+  };
+  console.log(JSON.stringify(res));
+  return res;
+}
+
+async function soak(a: Args, t: Target, images: Uint8Array[]) {
+  if (t.pid === undefined) throw new RangeError("--soak measures memory: run it without --url");
+  const pid = t.pid;
+  const alpha = a.alpha[0]!;
+  const query: Record<string, string> = { alpha, beta: a.beta };
+  if (a.backend) query.backend = a.backend;
+  const reqs = classifyRequests(t.port, images, query);
+  const total = a.soak!;
+  // Warm-up: 5% of the requests, so that the baseline is taken once allocations have settled.
+  await runLoad({
+    port: t.port,
+    requests: reqs,
+    connections: 32,
+    maxRequests: Math.ceil(total * 0.05),
+    durationMs: 600_000,
+  });
+  const samples: [number, number][] = [];
+  const t0 = performance.now();
+  const sample = () => samples.push([(performance.now() - t0) / 1000, rssOf(pid)]);
+  sample();
+  const timer = setInterval(sample, 1000);
+  const r = await runLoad({
+    port: t.port,
+    requests: reqs,
+    connections: 32,
+    maxRequests: total,
+    durationMs: 1_800_000,
+  });
+  clearInterval(timer);
+  sample();
+  const baseline = samples[0]![1];
+  const rss = samples.map(([, v]) => v);
+  const maxRss = Math.max(...rss);
+  const res = {
+    alpha,
+    sent: r.sent,
+    ok: r.statusCounts.get(200) ?? 0,
+    errors: r.sent - (r.statusCounts.get(200) ?? 0),
+    rps: (r.statusCounts.get(200) ?? 0) / r.durationS,
+    p99: percentile(latenciesWhere(r, (s) => s === 200), 0.99),
+    baselineMiB: baseline / 2 ** 20,
+    endMiB: rss[rss.length - 1]! / 2 ** 20,
+    maxMiB: maxRss / 2 ** 20,
+    growth: (maxRss - baseline) / baseline,
+    durationS: r.durationS,
+  };
+  console.log(JSON.stringify(res));
+  return { res, samples };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const a = parseArgs(Deno.args);
+  const loadBefore = loadAverage();
+  const t = a.url ? targetFromUrl(a.url) : await startServer(a.serverEnv);
+  let failed = false;
+  try {
+    if (a.alpha.length === 0) a.alpha = await servedAlphas(t.port);
+    const images = await fixtureImages(a.images);
+    if (a.overload) {
+      const o = await overload(a, t, images);
+      const ok = o.late === 0 && o.lost === 0 && o.other === 0 && !(o.refusedP99 >= 5);
+      failed = !ok;
+      if (a.write) {
+        await writeSection(
+          "loadtest-overload",
+          `### Overload (generated by \`deno task loadtest --overload\`)\n\n` +
+            `${setting(a, loadBefore, loadAverage())}\n\n` +
+            `alpha ${o.alpha}, beta ${a.beta}. Sustainable rate (closed loop, concurrency 32): ` +
+            `${f0(o.sustainable)} classifications/s. Then an open loop at twice that, ` +
+            `${f0(o.rate)} requests/s for ${o.durationS.toFixed(1)} s, each with ` +
+            `\`X-Deadline-Ms: ${a.deadlineMs}\` (latency counted from the actual send):\n\n` +
+            `| sent | accepted (200) | accepted after the deadline | accepted p99 ms | refused (429/503) | refusal p99 ms | refusal max ms | dropped in queue (504) | lost or hung | other |\n` +
+            `|---|---|---|---|---|---|---|---|---|---|\n` +
+            `| ${o.sent} | ${o.accepted} | ${o.late} | ${f1(o.acceptedP99)} | ${o.refused} | ${
+              f1(o.refusedP99)
+            } | ${f1(o.refusedMax)} | ${o.dropped} | ${o.lost} | ${o.other} |\n\n` +
+            `Targets: no accepted answer after its deadline, refusals under 5 ms, none lost: ` +
+            `**${ok ? "met" : "missed"}**.`,
+        );
+      }
+    } else if (a.soak !== undefined) {
+      const { res: s, samples } = await soak(a, t, images);
+      const ok = s.growth <= 0.1 && s.errors === 0;
+      failed = !ok;
+      if (a.write) {
+        const points: [number, number][] = samples.map(([x, v]) => [x, v / 2 ** 20]);
+        await Deno.writeTextFile(
+          new URL("docs/loadtest_soak.svg", ROOT),
+          lineChart([{
+            title: `Server RSS during ${s.sent.toLocaleString("en-US")} requests`,
+            yLabel: "RSS (MiB)",
+            series: [{ name: `alpha ${s.alpha}`, points }],
+          }], { xLabel: "seconds" }),
+        );
+        await writeSection(
+          "loadtest-soak",
+          `### Soak (generated by \`deno task loadtest --soak ${a.soak}\`)\n\n` +
+            `${setting(a, loadBefore, loadAverage())}\n\n` +
+            `alpha ${s.alpha}, concurrency 32: ${s.sent.toLocaleString("en-US")} requests in ${
+              s.durationS.toFixed(0)
+            } s (${f0(s.rps)}/s, p99 ${
+              f1(s.p99)
+            } ms, ${s.errors} errors). Server resident memory ` +
+            `after warm-up ${s.baselineMiB.toFixed(1)} MiB, highest ${
+              s.maxMiB.toFixed(1)
+            } MiB, at the end ` +
+            `${s.endMiB.toFixed(1)} MiB: growth ${(s.growth * 100).toFixed(1)}% ` +
+            `(target: within 10%, **${
+              ok ? "met" : "missed"
+            }**).\n\n![RSS during the soak](loadtest_soak.svg)`,
+        );
+      }
+    } else {
+      const rows = await matrix(a, t, images);
+      if (a.p99Ms !== undefined) {
+        for (const r of rows) {
+          if (!(r.p99 <= a.p99Ms) || r.errors > 0) {
+            console.error(
+              `SLA missed: alpha=${r.alpha} concurrency=${r.concurrency}: p99 ${f1(r.p99)} ms ` +
+                `(budget ${a.p99Ms} ms), ${r.errors} errors`,
+            );
+            failed = true;
+          }
+        }
+        if (!failed) console.log(`SLA met: every run's p99 <= ${a.p99Ms} ms and no errors`);
+      }
+      if (a.write) {
+        const alphas = [...new Set(rows.map((r) => r.alpha))];
+        const series = (pick: (r: RunRow) => number) =>
+          alphas.map((al) => ({
+            name: `alpha ${al}`,
+            points: rows.filter((r) => r.alpha === al).map((r) =>
+              [r.concurrency, pick(r)] as [
+                number,
+                number,
+              ]
+            ),
+          }));
+        await Deno.writeTextFile(
+          SVG,
+          lineChart([
+            { title: "Throughput", yLabel: "classifications/s", series: series((r) => r.rps) },
+            {
+              title: "p99 latency",
+              yLabel: "ms",
+              series: series((r) => r.p99),
+              ...(a.p99Ms ? { reference: { y: a.p99Ms, label: `SLA ${a.p99Ms} ms` } } : {}),
+            },
+          ], { xLabel: "concurrency (connections)", logX: true }),
+        );
+        await writeSection(
+          "loadtest",
+          `## Under load (generated by \`deno task loadtest\`)\n\n` +
+            `${setting(a, loadBefore, loadAverage())}\n\n` +
+            `Each run: at most ${
+              a.requests.toLocaleString("en-US")
+            } requests or ${a.durationS} s, ` +
+            `after a 500-request warm-up per width. Latency percentiles are over the 200 answers; ` +
+            `errors are every other answer (429/503/504 or a reset connection).\n\n` +
+            table(rows) + `\n![Throughput and p99 by concurrency](loadtest.svg)`,
+        );
+      }
+    }
+  } finally {
+    const code = await t.stop();
+    if (code !== null && code !== 0) {
+      console.error(`the server exited with ${code} after SIGTERM`);
+      failed = true;
+    }
+  }
+  if (failed) Deno.exit(1);
+}
+
+if (import.meta.main) await main();
