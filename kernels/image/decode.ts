@@ -1,26 +1,17 @@
 /**
  * Decodes JPEG, PNG, GIF, WebP and BMP to RGBA8 after a header probe has checked the pixel limit.
  *
- * Codecs (all WebAssembly or TypeScript, no native addon, no FFI):
- * - JPEG, PNG, GIF: imagescript 1.3.1's wasm codecs (`imagescript/wasm/node/*.js`), not its main
- *   entry, which loads a native `.node` addon at import.
- * - WebP: `@jsquash/webp` (libwebp compiled to wasm; its .wasm loads from the local package).
+ * Codecs (all WebAssembly or TypeScript; no native addon, no FFI, no permission needed):
+ * - JPEG, PNG, GIF: imagescript 1.3.1's wasm decoders, bound in `./codecs.ts` (not imagescript's
+ *   main entry, which loads a native `.node` addon at import).
+ * - WebP: `@jsquash/webp` 1.5.0 (libwebp compiled to wasm), given its module from the package.
  * - BMP: `./bmp.ts` (24/32-bit uncompressed).
- *
- * Each codec instance is created once and reused (wasm memory is expensive to map afresh on these
- * VMs); after any codec exception the instance is dropped, since a trapped wasm instance may hold
- * a corrupt heap. Decoding is synchronous inside each instance, so concurrent callers cannot
- * interleave in one instance. An instance's memory stays at its high-water mark (up to ~4 bytes x
- * the pixel limit).
  *
  * @module
  */
 
-import jpegCodecModule from "imagescript/wasm/node/jpeg.js";
-import pngCodecModule from "imagescript/wasm/node/png.js";
-import gifCodecModule from "imagescript/wasm/node/gif.js";
-import decodeWebp from "@jsquash/webp/decode.js";
 import { decodeBmp } from "./bmp.ts";
+import { decodeGifFirstFrame, decodeJpeg, decodePng, decodeWebp, type RawRgba } from "./codecs.ts";
 import {
   DEFAULT_MAX_PIXELS,
   ImageTooLargeError,
@@ -107,11 +98,7 @@ export async function decodeImage(
   };
 }
 
-interface RawImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
+type RawImage = RawRgba;
 
 function decodeRaw(
   bytes: Uint8Array,
@@ -124,93 +111,31 @@ function decodeRaw(
       const swap = swapsAxes(probe.orientation);
       const w = minSize ? Math.ceil(swap ? minSize.height : minSize.width) : 0;
       const h = minSize ? Math.ceil(swap ? minSize.width : minSize.height) : 0;
-      return jpeg.use((c) => jpegToRgba(c, bytes, w, h));
+      return jpegToRgba(bytes, w, h);
     }
     case "png":
-      return png.use((c) => {
-        const r = c.decode(bytes);
-        return { width: r.width, height: r.height, data: r.framebuffer };
-      });
+      return decodePng(bytes);
     case "gif":
-      return gif.use((c) => gifFirstFrame(c, bytes));
+      return decodeGifFirstFrame(bytes);
     case "webp":
-      return decodeWebp(bytes.slice().buffer).then((r) => ({
-        width: r.width,
-        height: r.height,
-        data: new Uint8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength),
-      }));
+      return decodeWebp(bytes);
     case "bmp":
       return decodeBmp(bytes);
   }
 }
 
-// --- imagescript wasm codecs -------------------------------------------------------------------
-
-interface JpegCodec {
-  decode(
-    buffer: Uint8Array,
-    width?: number,
-    height?: number,
-  ): { width: number; height: number; format: number; buffer: Uint8Array };
-}
-interface PngCodec {
-  decode(buffer: Uint8Array): { width: number; height: number; framebuffer: Uint8Array };
-}
-interface GifFrame {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-  buffer: Uint8Array;
-}
-interface GifDecoder {
-  width: number;
-  height: number;
-  frame(): GifFrame | null;
-  free(): void;
-}
-interface GifCodec {
-  Decoder: new (buffer: Uint8Array) => GifDecoder;
-}
-interface CodecModule<T> {
-  init(): Promise<T>;
-}
-
-/** One lazily created codec instance, dropped after any exception inside it. */
-class CodecSlot<T> {
-  #instance: Promise<T> | null = null;
-  constructor(readonly module: CodecModule<T>) {}
-  async use<R>(fn: (codec: T) => R): Promise<R> {
-    this.#instance ??= this.module.init();
-    const codec = await this.#instance;
-    try {
-      return fn(codec);
-    } catch (error) {
-      this.#instance = null;
-      throw error;
-    }
-  }
-}
-
-const jpeg = new CodecSlot(jpegCodecModule as CodecModule<JpegCodec>);
-const png = new CodecSlot(pngCodecModule as CodecModule<PngCodec>);
-const gif = new CodecSlot(gifCodecModule as CodecModule<GifCodec>);
-
-/** The JPEG codec's outputs: 0 gray (L8), 1 RGB24, 2 CMYK32 (ink amounts: 0 = no ink). */
-function jpegToRgba(codec: JpegCodec, bytes: Uint8Array, w: number, h: number): RawImage {
+/** JPEG to RGBA8 from the codec's gray, RGB or CMYK output. */
+function jpegToRgba(bytes: Uint8Array, w: number, h: number): RawImage {
   let r;
   try {
-    r = codec.decode(bytes, w, h);
+    r = decodeJpeg(bytes, w, h);
   } catch (error) {
     // "failed to scale decoder": retry at full size rather than refuse a good image.
     if (!(w || h) || !(error instanceof Error && error.message.includes("scale"))) throw error;
-    r = codec.decode(bytes, 0, 0);
+    r = decodeJpeg(bytes, 0, 0);
   }
   const n = r.width * r.height;
-  const src = r.buffer;
-  if (src.length < n * (r.format === 0 ? 1 : r.format === 1 ? 3 : 4)) {
-    throw new UndecodableImageError("jpeg", "the decoder returned fewer samples than pixels");
-  }
+  const src = r.samples;
   const out = new Uint8Array(n * 4);
   if (r.format === 0) {
     for (let i = 0, d = 0; i < n; i++, d += 4) {
@@ -221,7 +146,7 @@ function jpegToRgba(codec: JpegCodec, bytes: Uint8Array, w: number, h: number): 
     for (let i = 0, s = 0, d = 0; i < n; i++, s += 3, d += 4) {
       out[d] = src[s]!, out[d + 1] = src[s + 1]!, out[d + 2] = src[s + 2]!, out[d + 3] = 255;
     }
-  } else if (r.format === 2) {
+  } else {
     // The decoder has already undone Adobe's inversion, so samples are ink amounts. Naive
     // CMYK -> RGB without an ICC profile: R = (1 - C)(1 - K). (imagescript's own `load` treats
     // these samples as inverted and turns red ink into black.)
@@ -232,29 +157,6 @@ function jpegToRgba(codec: JpegCodec, bytes: Uint8Array, w: number, h: number): 
       out[d + 2] = Math.round((255 - src[s + 2]!) * k / 255);
       out[d + 3] = 255;
     }
-  } else {
-    throw new UndecodableImageError(
-      "jpeg",
-      `the decoder returned unknown pixel format ${r.format}`,
-    );
   }
   return { width: r.width, height: r.height, data: out };
-}
-
-/** First frame of a GIF on its logical screen (transparent where the frame does not cover it). */
-function gifFirstFrame(codec: GifCodec, bytes: Uint8Array): RawImage {
-  const decoder = new codec.Decoder(bytes);
-  // frame() frees the decoder itself when it throws; only a successful path frees here.
-  const frame = decoder.frame();
-  decoder.free();
-  if (frame === null) throw new UndecodableImageError("gif", "it has no frame");
-  const width = decoder.width || frame.x + frame.width;
-  const height = decoder.height || frame.y + frame.height;
-  const out = new Uint8Array(width * height * 4);
-  const cols = Math.max(0, Math.min(frame.width, width - frame.x));
-  for (let y = 0; y < frame.height && frame.y + y < height; y++) {
-    const s = y * frame.width * 4;
-    out.set(frame.buffer.subarray(s, s + cols * 4), ((frame.y + y) * width + frame.x) * 4);
-  }
-  return { width, height, data: out };
 }

@@ -207,3 +207,18 @@ Deno.test("decodeImage() refuses a BMP whose pixel data is cut short with 422", 
   const bmp = await readFixture("edge/rgb24.bmp");
   await assert.rejects(decodeImage(bmp.subarray(0, 2000)), UndecodableImageError);
 });
+
+Deno.test("decodeImage() decodes every format with no permission but reading the image", async () => {
+  const script = new URL("./no_permissions_check.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--allow-read=tests/fixtures/data", script],
+    cwd: new URL("../../../", import.meta.url).pathname,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, text);
+  assert.match(text, /baseline\.jpg=64x48 cmyk\.jpg=32x32 rgb\.png=64x48 animated\.gif=16x16/);
+  assert.match(text, /lossy\.webp=64x48 rgb24\.bmp=64x48/);
+});
