@@ -4,9 +4,11 @@
  */
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
+import { type ClassifyOptions, classifyRoutes } from "./routes/classify.ts";
 import { type CostDefaults, costRoutes } from "./routes/cost.ts";
 import { healthRoutes, type Readiness } from "./routes/health.ts";
 import { metricsRoutes, requestMetrics } from "./routes/metrics.ts";
+import { modelsRoutes } from "./routes/models.ts";
 import { notFound, onError } from "./routes/problem.ts";
 import { createServiceMetrics, type ServiceMetrics } from "./runtime/metrics.ts";
 
@@ -17,6 +19,8 @@ export interface AppDeps {
   metrics?: ServiceMetrics;
   /** Sink for one JSON log line per request; no logging when absent. */
   log?: ((line: string) => void) | null;
+  /** The served models (registry) and classify options; without them no /v1/classify, /v1/models. */
+  classify?: ClassifyOptions;
 }
 
 export function createApp(deps: AppDeps = {}): Hono {
@@ -27,6 +31,10 @@ export function createApp(deps: AppDeps = {}): Hono {
   app.route("/", metricsRoutes(metrics));
   app.route("/", healthRoutes(deps.readiness ?? { ready: () => true, reason: () => "" }));
   app.route("/v1/cost", costRoutes(deps.costDefaults ? { defaults: deps.costDefaults } : {}));
+  if (deps.classify) {
+    app.route("/v1/classify", classifyRoutes(deps.classify));
+    app.route("/v1/models", modelsRoutes(deps.classify.models));
+  }
   app.notFound(notFound);
   app.onError(onError);
   return app;

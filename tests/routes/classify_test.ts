@@ -1,0 +1,152 @@
+import assert from "node:assert/strict";
+import { createApp } from "../../app.ts";
+import { topK } from "../../routes/classify.ts";
+import { ModelRegistry, variantCost } from "../../runtime/registry.ts";
+import { readFixture } from "../fixtures/fixtures.ts";
+import { writeTinyArtifacts } from "../runtime/tiny_artifacts.ts";
+
+const opts = { sanitizeResources: false, sanitizeOps: false };
+const artifacts = await writeTinyArtifacts({ alphas: [0.25, 0.5, 1] });
+const registry = await ModelRegistry.open({ dir: artifacts.dir, warmupRuns: 1 });
+const app = createApp({ readiness: registry, classify: { models: registry } });
+const png = new Uint8Array(await readFixture("fmnist/png/t10k_00000.png"));
+
+async function classify(query: string, init: RequestInit = {}) {
+  const res = await app.request(`/v1/classify${query}`, { method: "POST", body: png, ...init });
+  return { res, body: await res.json() };
+}
+
+Deno.test({
+  ...opts,
+  name: "POST /v1/classify answers 503 with Retry-After until the registry is loaded and warmed",
+  fn: async () => {
+    const { res, body } = await classify("");
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get("retry-after"), "1");
+    assert.match(body.detail, /not loaded yet/);
+    assert.equal((await app.request("/readyz")).status, 503);
+    await registry.load();
+    assert.equal((await app.request("/readyz")).status, 200);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name:
+    "POST /v1/classify answers predictions, the model that ran, its cost, timings and Server-Timing",
+  fn: async () => {
+    const { res, body } = await classify("?alpha=0.5&beta=0.75&topk=3", {
+      headers: { "content-type": "application/octet-stream" },
+    });
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.equal(body.predictions.length, 3);
+    for (const p of body.predictions) {
+      assert.equal(p.label, artifacts.manifest.models[0]!.labels[p.index]);
+      assert.ok(p.score > 0 && p.score < 1);
+    }
+    assert.ok(body.predictions[0].score >= body.predictions[1].score);
+    assert.deepEqual(body.model, {
+      id: "mobilenet_v1_a0.5",
+      arch: "mobilenet_v1",
+      alpha: 0.5,
+      beta: 0.75,
+      resolution: 21,
+      precision: "int8",
+      backend: "ort-wasm",
+      trained: false,
+    });
+    assert.deepEqual(body.cost, variantCost(registry.variantForAlpha(0.5)!, 21));
+    assert.deepEqual(body.image, { type: "png", width: 28, height: 28, inverted: false });
+    assert.deepEqual(Object.keys(body.timing_ms), [
+      "decode",
+      "preprocess",
+      "queue",
+      "inference",
+      "total",
+    ]);
+    const st = res.headers.get("server-timing") ?? "";
+    for (const k of ["decode", "preprocess", "queue", "inference", "total"]) {
+      assert.match(st, new RegExp(`${k};dur=[0-9.]+`));
+    }
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "POST /v1/classify gives the same answer for a raw body and for multipart field image",
+  fn: async () => {
+    const raw = await classify("?alpha=0.25");
+    const form = new FormData();
+    form.append("note", "a field that is ignored");
+    form.append("image", new File([png as BlobPart], "shoe.png", { type: "image/png" }));
+    const multi = await classify("?alpha=0.25", { body: form });
+    assert.equal(multi.res.status, 200, JSON.stringify(multi.body));
+    assert.deepEqual(multi.body.predictions, raw.body.predictions);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "POST /v1/classify answers 400 for a multipart body without field image, naming the fields",
+  fn: async () => {
+    const form = new FormData();
+    form.append("file", new File([png as BlobPart], "shoe.png"));
+    const { res, body } = await classify("", { body: form });
+    assert.equal(res.status, 400);
+    assert.match(body.detail, /no file in field image \(fields: file\)/);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "POST /v1/classify defaults to the widest alpha, beta 1 and top 5; resolution= sets pixels",
+  fn: async () => {
+    const d = await classify("");
+    assert.equal(d.body.model.alpha, 1);
+    assert.equal(d.body.model.resolution, 28);
+    assert.equal(d.body.predictions.length, 5);
+    const r = await classify("?resolution=14");
+    assert.equal(r.body.model.resolution, 14);
+    assert.equal(r.body.model.beta, 0.5);
+  },
+});
+
+Deno.test({
+  ...opts,
+  name: "POST /v1/classify invert=true flips polarity and the answer says so",
+  fn: async () => {
+    const { body } = await classify("?invert=true");
+    assert.equal(body.image.inverted, true);
+    const auto = await classify("?invert=auto");
+    assert.equal(auto.body.image.inverted, false);
+  },
+});
+
+Deno.test("topK() gives softmax scores summing to 1 over all classes, best first", () => {
+  const p = topK(new Float32Array([1, 3, 2, 3]), ["a", "b", "c", "d"], 4);
+  assert.deepEqual(p.map((x) => x.index), [1, 3, 2, 0]);
+  assert.ok(Math.abs(p.reduce((s, x) => s + x.score, 0) - 1) < 1e-12);
+  // Large logits must not overflow.
+  const big = topK(new Float32Array([1000, 999]), ["a", "b"], 1);
+  assert.ok(Math.abs(big[0]!.score - 1 / (1 + Math.exp(-1))) < 1e-9);
+});
+
+Deno.test({
+  ...opts,
+  name:
+    "GET /v1/models lists every variant with the manifest's accuracy tables and measured latency",
+  fn: async () => {
+    const res = await app.request("/v1/models");
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.deepEqual(body.models.map((m: { alpha: number }) => m.alpha), [0.25, 0.5, 1]);
+    assert.deepEqual(body.backends, ["ort-wasm"]);
+    const m0 = body.models[0];
+    assert.deepEqual(m0.accuracy, artifacts.manifest.models[0]!.accuracy);
+    const row = m0.betas.find((b: { beta: number }) => b.beta === 0.75);
+    assert.equal(row.resolution, 21);
+    assert.equal(row.accuracy.int8, artifacts.manifest.models[0]!.accuracy.int8["0.75"]);
+    assert.equal(row.macs, variantCost(registry.variants[0]!, 21).macs);
+    assert.ok(row.warmLatencyMs["ort-wasm"] > 0);
+  },
+});
