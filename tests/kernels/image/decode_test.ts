@@ -222,3 +222,24 @@ Deno.test("decodeImage() decodes every format with no permission but reading the
   assert.match(text, /baseline\.jpg=64x48 cmyk\.jpg=32x32 rgb\.png=64x48 animated\.gif=16x16/);
   assert.match(text, /lossy\.webp=64x48 rgb24\.bmp=64x48/);
 });
+
+Deno.test("decodeImage() decodes an ordinary image correctly right after each hostile input", async () => {
+  const hostile = [
+    "edge/empty.bin",
+    "edge/random.bin",
+    "edge/text.txt",
+    "edge/truncated.jpg",
+    "edge/truncated.png",
+    "edge/bomb_16000x16000.png",
+  ];
+  const normal: [string, DecodedImage][] = [];
+  for (const f of ["edge/baseline.jpg", "edge/rgb.png", "edge/animated.gif", "edge/lossy.webp"]) {
+    normal.push([f, await decode(f)]);
+  }
+  for (const bad of hostile) {
+    for (const [file, want] of normal) {
+      await assert.rejects(decode(bad));
+      assert.deepEqual((await decode(file)).data, want.data, `${file} after ${bad}`);
+    }
+  }
+});
