@@ -123,7 +123,7 @@ function gapBench(name: string, shape: NHWC): Bench {
     name,
     macs: input.length,
     ref: () => void globalAvgPoolInt8(input, shape, params),
-    wasm: () => layer.run(inPtr, outPtr, shape[0], shape[1] * shape[2]),
+    wasm: () => layer.run(inPtr, outPtr, shape[0], shape[1] * shape[2], shape[3]),
   };
 }
 

@@ -85,7 +85,7 @@ export function createWasmInt8Kernels(wasm: Int8Wasm): Int8Kernels {
           outScale: params.output.scale,
         });
         const outPtr = wasm.alloc(plan.n * plan.c);
-        if (plan.n > 0) layer.run(inPtr, outPtr, plan.n, plan.hw);
+        if (plan.n > 0) layer.run(inPtr, outPtr, plan.n, plan.hw, plan.c);
         return [outPtr, plan.n * plan.c];
       });
     },

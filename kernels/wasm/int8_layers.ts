@@ -197,15 +197,14 @@ export function packGemm(wasm: Int8Wasm, plan: GemmPlan): PackedGemm {
   };
 }
 
-/** Global average pooling with the parameters of a `GlobalAvgPoolPlan` except the pixel count. */
+/** Global average pooling with the parameters of a `GlobalAvgPoolPlan`, any size and channels. */
 export interface PackedGlobalAvgPool {
-  readonly c: number;
-  run(inPtr: number, outPtr: number, n: number, hw: number): void;
+  run(inPtr: number, outPtr: number, n: number, hw: number, c: number): void;
 }
 
 /**
  * The multiplier depends on the pixel count (`f32(inScale / f32(outScale * hw))`), so it is
- * recomputed per call from the plan's scales.
+ * recomputed per call from the scales.
  */
 export function packGlobalAvgPool(
   wasm: Int8Wasm,
@@ -214,8 +213,7 @@ export function packGlobalAvgPool(
 ): PackedGlobalAvgPool {
   const ex = wasm.exports;
   return {
-    c: plan.c,
-    run(inPtr, outPtr, n, hw) {
+    run(inPtr, outPtr, n, hw, c) {
       const mult = Math.fround(
         Math.fround(scales.inScale) / Math.fround(Math.fround(scales.outScale) * hw),
       );
@@ -223,7 +221,7 @@ export function packGlobalAvgPool(
         inPtr,
         n,
         hw,
-        plan.c,
+        c,
         plan.inZeroPoint,
         mult,
         plan.outZeroPoint,
