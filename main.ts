@@ -1,20 +1,45 @@
 /** Wiring only: read config, build the app, serve. */
 import { createApp } from "./app.ts";
+import { DEFAULT_MAX_BODY_BYTES } from "./routes/classify.ts";
+import { servedCostDefaults } from "./routes/models.ts";
+import { ModelRegistry, registryOptionsFromEnv } from "./runtime/registry.ts";
 import { shutdownOnSignals } from "./runtime/shutdown.ts";
 
 export interface Config {
   host: string;
   port: number;
+  /** MAX_BODY_BYTES: largest accepted upload (413 above). */
+  maxBodyBytes: number;
+  /** MAX_PIXELS: largest width x height decoded (413 above, read from the header). */
+  maxPixels: number | undefined;
 }
 
 export function readConfig(env: { get(key: string): string | undefined } = Deno.env): Config {
-  return { host: env.get("HOST") ?? "127.0.0.1", port: Number(env.get("PORT") ?? 8000) };
+  const maxPixels = env.get("MAX_PIXELS");
+  return {
+    host: env.get("HOST") ?? "127.0.0.1",
+    port: Number(env.get("PORT") ?? 8000),
+    maxBodyBytes: Number(env.get("MAX_BODY_BYTES") ?? DEFAULT_MAX_BODY_BYTES),
+    maxPixels: maxPixels === undefined ? undefined : Number(maxPixels),
+  };
 }
 
 if (import.meta.main) {
   const config = readConfig();
   const log = (line: string) => console.log(line);
-  const app = createApp({ log });
+  // Fails fast (before listening) when the manifest is missing or malformed.
+  const registry = await ModelRegistry.open(registryOptionsFromEnv());
+  const costDefaults = servedCostDefaults(registry);
+  const app = createApp({
+    log,
+    readiness: registry,
+    ...(costDefaults ? { costDefaults } : {}),
+    classify: {
+      models: registry,
+      maxBodyBytes: config.maxBodyBytes,
+      ...(config.maxPixels === undefined ? {} : { maxPixels: config.maxPixels }),
+    },
+  });
   shutdownOnSignals(() => server, { log });
   const server = Deno.serve({
     hostname: config.host,
@@ -30,4 +55,27 @@ if (import.meta.main) {
         }),
       ),
   }, app.fetch);
+  // /readyz answers 503 until every variant is verified, loaded and warmed; a bad file stops the
+  // process with the reason.
+  const loadStart = performance.now();
+  registry.load().then(
+    () =>
+      log(JSON.stringify({
+        time: new Date().toISOString(),
+        level: "info",
+        msg: "models ready",
+        models: registry.variants.map((v) => v.manifest.id),
+        backends: registry.backendNames,
+        ms: Math.round(performance.now() - loadStart),
+      })),
+    (err: unknown) => {
+      log(JSON.stringify({
+        time: new Date().toISOString(),
+        level: "error",
+        msg: "models failed to load",
+        error: err instanceof Error ? err.message : String(err),
+      }));
+      Deno.exit(1);
+    },
+  );
 }
