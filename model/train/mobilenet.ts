@@ -115,7 +115,7 @@ export interface BnSums {
  * (dx = gamma / sigma * (dy - mean(dy) - xhat * mean(dy * xhat))): a handful of ops instead of
  * the generic batchNorm + moments gradient, whose Tile kernel is slow on the wasm backend.
  */
-const batchNormTrain = tf.customGrad(
+export const batchNormTrain = tf.customGrad(
   ((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, gamma, beta, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
     const { mean, variance } = tf.moments(x, [0, 1, 2]);

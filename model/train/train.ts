@@ -55,6 +55,8 @@ export interface TrainOptions {
   /** Input side; defaults to the dataset's. */
   resolution?: number;
   fit: FitMode;
+  /** Channels to decode folder datasets to (1 gray, 3 RGB). */
+  channels: number;
   epochs: number;
   batch: number;
   seed: number;
@@ -87,6 +89,7 @@ export const DEFAULT_OPTIONS: TrainOptions = {
   alpha: 0.25,
   plan: "imagenet_stem1",
   fit: "pad",
+  channels: 1,
   epochs: 3,
   batch: 64,
   seed: 1,
@@ -140,7 +143,7 @@ async function loadData(o: TrainOptions): Promise<DataSplits> {
       return await loadCifarDataset(o.data);
     case "folder": {
       const { decodeForTraining } = await import("./decode.ts");
-      return await loadFolderDataset(o.data, 1, decodeForTraining);
+      return await loadFolderDataset(o.data, o.channels, decodeForTraining);
     }
   }
 }
@@ -479,6 +482,7 @@ const USAGE = `deno task train [options]
 } | comma-separated strides (default imagenet_stem1)
   --resolution R       input side (default: the dataset's)
   --fit pad|resize     how images reach the resolution (default pad)
+  --channels 1|3       channels of folder datasets (default 1)
   --epochs N --batch B --seed S --workers W (default 3, 64, 1, 2)
   --kernels K          ${GRAD_KERNELS.join(" | ")} (gradient kernels)
   --resume             continue from OUT/checkpoint
@@ -545,6 +549,9 @@ export function parseArgs(args: string[]): TrainOptions {
         o.fit = f;
         break;
       }
+      case "--channels":
+        o.channels = num(k, v());
+        break;
       case "--epochs":
         o.epochs = num(k, v());
         break;
