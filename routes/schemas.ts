@@ -475,3 +475,357 @@ export function costRoute(served: CostDefaults, paper: CostDefaults) {
     },
   });
 }
+
+// --- POST /v1/classify -------------------------------------------------------------------------
+
+/** What the classify schema needs to know about the served variants (a `ModelRegistry` fits). */
+export interface ServedVariants {
+  readonly alphas: readonly number[];
+  readonly backendNames: readonly string[];
+  readonly defaultBackend: string;
+  readonly variants: readonly {
+    readonly manifest: { readonly id: string; readonly alpha: number; readonly classes: number };
+    readonly resolution: { readonly min: number; readonly max: number; readonly base: number };
+  }[];
+}
+
+/** The query parameters of `POST /v1/classify`, in the order they are checked and listed. */
+export const CLASSIFY_PARAMS = [
+  "alpha",
+  "beta",
+  "resolution",
+  "topk",
+  "backend",
+  "invert",
+  "deadline_ms",
+] as const;
+
+/** The longest deadline accepted (the same bound `routes/scheduling.ts` enforces). */
+export const MAX_DEADLINE_MS = 60_000;
+export const DEFAULT_TOPK = 5;
+
+/** The classify query as parsed field by field, before the rules that depend on the variant. */
+export interface ClassifyFields {
+  alpha?: number | undefined;
+  beta?: string | undefined;
+  resolution?: string | undefined;
+  topk?: string | undefined;
+  backend?: string | undefined;
+  invert?: string | undefined;
+  deadline_ms?: string | undefined;
+}
+
+/** A valid classify query, resolved against the served variants. */
+export interface ClassifyPlan {
+  /** Index into `models.variants`. */
+  variant: number;
+  resolution: number;
+  beta: number;
+  topk: number;
+  backend: string;
+  invert: "auto" | boolean;
+  deadlineMs: number | undefined;
+}
+
+/**
+ * The rules that need the chosen variant: its resolution range bounds beta and resolution, its
+ * class count bounds topk. Pure: the schema's refinement and the handler share it.
+ */
+export function resolveClassifyQuery(
+  q: ClassifyFields,
+  models: ServedVariants,
+): { plan: ClassifyPlan } | { failure: ParamFailure } {
+  const alphas = models.alphas;
+  const alpha = q.alpha ?? alphas[alphas.length - 1];
+  const index = models.variants.findIndex((v) => v.manifest.alpha === alpha);
+  const v = models.variants[index];
+  if (v === undefined) {
+    return {
+      failure: {
+        param: "alpha",
+        detail: `alpha must be one of the shipped widths ${alphas.join(", ")}: got "${q.alpha}".`,
+        valid: alphas,
+      },
+    };
+  }
+  const { min, max, base } = v.resolution;
+  let resolution = base;
+  let beta = 1;
+  if (q.beta !== undefined && q.resolution !== undefined) {
+    return { failure: { param: "beta", detail: "Give beta or resolution, not both." } };
+  }
+  const minBeta = Math.ceil((min - 0.5) / base * 1000) / 1000;
+  if (q.resolution !== undefined) {
+    const r = strictNumber(q.resolution);
+    const interval = `[${min}, ${max}]`;
+    if (!Number.isInteger(r) || r < min || r > max) {
+      return {
+        failure: {
+          param: "resolution",
+          detail: `resolution must be an integer in ${interval}: got "${q.resolution}".`,
+          valid: Number.isFinite(r) ? { min, max } : `an integer in ${interval}`,
+        },
+      };
+    }
+    resolution = r;
+    beta = r / base;
+  } else if (q.beta !== undefined) {
+    const expectation = `a number in [${minBeta}, 1]`;
+    const b = strictNumber(q.beta);
+    if (!Number.isFinite(b)) {
+      return {
+        failure: {
+          param: "beta",
+          detail: `beta must be ${expectation}: got "${q.beta}".`,
+          valid: expectation,
+        },
+      };
+    }
+    if (!(b > 0 && b <= 1)) {
+      return {
+        failure: {
+          param: "beta",
+          detail: `beta must be in (0, 1]: got "${q.beta}".`,
+          valid: { min: minBeta, max: 1 },
+        },
+      };
+    }
+    resolution = resolutionFor(b, base);
+    beta = b;
+    if (resolution < min) {
+      return {
+        failure: {
+          param: "beta",
+          detail:
+            `beta=${b} gives ${resolution}x${resolution} pixels, below the ${min} pixels ${v.manifest.id} ` +
+            `needs: use beta in [${minBeta}, 1] (or resolution in [${min}, ${max}]).`,
+          valid: { min: minBeta, max: 1 },
+        },
+      };
+    }
+  }
+  const classes = v.manifest.classes;
+  let topk = Math.min(DEFAULT_TOPK, classes);
+  if (q.topk !== undefined) {
+    const k = strictNumber(q.topk);
+    if (!Number.isInteger(k) || k < 1 || k > classes) {
+      return {
+        failure: {
+          param: "topk",
+          detail: `topk must be an integer in [1, ${classes}]: got "${q.topk}".`,
+          valid: Number.isFinite(k) ? { min: 1, max: classes } : `an integer in [1, ${classes}]`,
+        },
+      };
+    }
+    topk = k;
+  }
+  const backend = q.backend ?? models.defaultBackend;
+  if (!models.backendNames.includes(backend)) {
+    return {
+      failure: {
+        param: "backend",
+        detail: `backend must be one of ${models.backendNames.join(", ")}: got "${backend}".`,
+        valid: models.backendNames,
+      },
+    };
+  }
+  const polarities = ["auto", "true", "false"];
+  if (q.invert !== undefined && !polarities.includes(q.invert)) {
+    return {
+      failure: {
+        param: "invert",
+        detail: `invert must be one of auto, true, false: got "${q.invert}".`,
+        valid: polarities,
+      },
+    };
+  }
+  const invert = q.invert === undefined || q.invert === "auto" ? "auto" : q.invert === "true";
+  let deadlineMs: number | undefined;
+  if (q.deadline_ms !== undefined) {
+    const expectation = `a number of milliseconds in (0, ${MAX_DEADLINE_MS}]`;
+    const ms = strictNumber(q.deadline_ms);
+    if (!(ms > 0 && ms <= MAX_DEADLINE_MS)) {
+      return {
+        failure: {
+          param: "deadline_ms",
+          detail: `deadline_ms must be ${expectation}: got "${q.deadline_ms}".`,
+          valid: Number.isFinite(ms) ? { min: 0, max: MAX_DEADLINE_MS } : expectation,
+        },
+      };
+    }
+    deadlineMs = ms;
+  }
+  return { plan: { variant: index, resolution, beta, topk, backend, invert, deadlineMs } };
+}
+
+/** The `POST /v1/classify` query schema for the served variants. */
+export function classifyQuerySchema(models: ServedVariants) {
+  const alphas = models.alphas;
+  const list = alphas.join(", ");
+  const bases = models.variants.map((v) => v.resolution.base);
+  const mins = models.variants.map((v) => v.resolution.min);
+  const classes = Math.max(1, ...models.variants.map((v) => v.manifest.classes));
+  const fields = {
+    alpha: z.string().transform((raw, ctx) => {
+      const a = strictNumber(raw);
+      if (!Number.isFinite(a)) {
+        addFailure(ctx, {
+          param: "alpha",
+          detail: `alpha must be one of ${list}: got "${raw}".`,
+          valid: `one of ${list}`,
+        });
+        return z.NEVER;
+      }
+      return a;
+    }).optional().openapi({
+      param: { name: "alpha", in: "query" },
+      type: "number",
+      enum: [...alphas],
+      description: "Width multiplier: one of the shipped widths. Default: the widest.",
+      example: alphas[0] ?? 0.5,
+      ...(alphas.length ? { default: alphas[alphas.length - 1] } : {}),
+    }),
+    beta: z.string().optional().openapi({
+      param: { name: "beta", in: "query" },
+      type: "number",
+      exclusiveMinimum: 0,
+      maximum: 1,
+      description: `Resolution multiplier: resolution = round(beta x ${
+        [...new Set(bases)].join(" or ")
+      }); below ${
+        [...new Set(mins)].join(" or ")
+      } pixels is refused. Not with \`resolution\`. Default 1.`,
+      example: 0.75,
+      default: 1,
+    }),
+    resolution: z.string().optional().openapi({
+      param: { name: "resolution", in: "query" },
+      type: "integer",
+      minimum: Math.min(...mins),
+      maximum: Math.max(...bases),
+      description: "Input side in pixels, instead of `beta`.",
+      example: Math.max(...bases),
+    }),
+    topk: z.string().optional().openapi({
+      param: { name: "topk", in: "query" },
+      type: "integer",
+      minimum: 1,
+      maximum: classes,
+      description: "How many predictions to return, best first.",
+      example: 3,
+      default: Math.min(DEFAULT_TOPK, classes),
+    }),
+    backend: z.string().optional().openapi({
+      param: { name: "backend", in: "query" },
+      type: "string",
+      enum: [...models.backendNames],
+      description: "Which backend runs the model.",
+      example: models.defaultBackend,
+      default: models.defaultBackend,
+    }),
+    invert: z.string().optional().openapi({
+      param: { name: "invert", in: "query" },
+      type: "string",
+      enum: ["auto", "true", "false"],
+      description:
+        "Polarity: Fashion-MNIST items are light on dark; `auto` inverts an image whose border is light (a product photo on white).",
+      example: "auto",
+      default: "auto",
+    }),
+    deadline_ms: z.string().optional().openapi({
+      param: { name: "deadline_ms", in: "query" },
+      type: "number",
+      exclusiveMinimum: 0,
+      maximum: MAX_DEADLINE_MS,
+      description:
+        "Answer within this many milliseconds or be refused at once (503 with Retry-After); also accepted as header X-Deadline-Ms.",
+      example: 50,
+    }),
+  };
+  return z.object(fields).strict().superRefine((q, ctx) => {
+    const r = resolveClassifyQuery(q, models);
+    if ("failure" in r) addFailure(ctx, r.failure);
+  });
+}
+
+const PredictionSchema = z.object({
+  label: z.string().openapi({ example: "Ankle boot" }),
+  index: z.number().int().openapi({ example: 9 }),
+  score: z.number().openapi({ example: 0.97, description: "Softmax probability." }),
+}).openapi("Prediction");
+
+export const ClassifyResponseSchema = z.object({
+  predictions: z.array(PredictionSchema),
+  model: z.object({
+    id: z.string(),
+    arch: z.string(),
+    alpha: z.number(),
+    beta: z.number(),
+    resolution: z.number().int(),
+    precision: z.string(),
+    backend: z.string(),
+    trained: z.boolean().optional(),
+  }),
+  cost: Totals.openapi({ description: "MACs and parameters of exactly what ran." }),
+  image: z.object({
+    type: z.string(),
+    width: z.number().int(),
+    height: z.number().int(),
+    inverted: z.boolean(),
+  }).optional(),
+  timing_ms: z.object({
+    decode: z.number(),
+    preprocess: z.number(),
+    queue: z.number(),
+    inference: z.number(),
+    total: z.number(),
+  }).openapi({ description: "Also sent as the Server-Timing header." }),
+}).openapi("Classification");
+
+const binary = z.string().openapi({ type: "string", format: "binary" });
+
+/** The `POST /v1/classify` operation; `path` is relative to where the sub-app is mounted. */
+export function classifyRoute(models: ServedVariants) {
+  return createRoute({
+    method: "post",
+    path: "/",
+    tags: ["classify"],
+    summary: "Classify an image",
+    description:
+      "The body is the image (JPEG, PNG, GIF, WebP or BMP, sniffed from its bytes whatever the Content-Type says) or multipart/form-data with the file in field `image`. Pick the accuracy/latency trade-off with `alpha` and `beta`.",
+    request: {
+      query: classifyQuerySchema(models),
+      headers: z.object({
+        "x-deadline-ms": z.string().optional().openapi({
+          param: { name: "x-deadline-ms", in: "header" },
+          type: "number",
+          description: "Same as `deadline_ms`.",
+        }),
+      }),
+      body: {
+        required: true,
+        content: {
+          "multipart/form-data": { schema: z.object({ image: binary }) },
+          "application/octet-stream": { schema: binary },
+          "image/*": { schema: binary },
+        },
+      },
+    },
+    responses: {
+      200: {
+        description: "The top-k predictions, the model that ran, its cost and timings.",
+        headers: z.object({
+          "Server-Timing": z.string().openapi({ example: "decode;dur=0.4, inference;dur=0.6" }),
+        }),
+        content: { "application/json": { schema: ClassifyResponseSchema } },
+      },
+      400: problemResponse("A parameter is invalid, or the body is empty."),
+      413: problemResponse("The body or the image's pixel count is over the limit."),
+      415: problemResponse("The bytes are not a supported image type."),
+      422: problemResponse("The image cannot be decoded."),
+      429: problemResponse("The queue is full; see Retry-After."),
+      503: problemResponse("Not ready, or the deadline cannot be met; see Retry-After."),
+      504: problemResponse("The deadline passed before the model ran."),
+    },
+  });
+}
