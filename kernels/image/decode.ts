@@ -20,12 +20,17 @@ import {
   UndecodableImageError,
 } from "./errors.ts";
 import { applyOrientation, swapsAxes } from "./orientation.ts";
-import { type ImageProbe, type Orientation, probeImageSize } from "./probe.ts";
+import { countJpegScans, type ImageProbe, type Orientation, probeImageSize } from "./probe.ts";
 
 /** Options of {@link decodeImage}. */
 export interface DecodeOptions {
   /** Refuse images with more pixels than this (from the header, before decoding). Default 40 MP. */
   maxPixels?: number;
+  /**
+   * Refuse JPEGs with more scans than this (default {@link DEFAULT_MAX_JPEG_SCANS}): decoding cost
+   * grows with scans x blocks, and encoders write at most a few dozen.
+   */
+  maxJpegScans?: number;
   /**
    * The smallest size (as displayed, after orientation) the caller needs. JPEGs much larger than
    * this are decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, T.81 has the 8x8 blocks; at 1/8 each
@@ -33,6 +38,12 @@ export interface DecodeOptions {
    */
   minSize?: { width: number; height: number };
 }
+
+/**
+ * Scan limit for JPEGs. libjpeg's standard progressive script has 10 scans (YCbCr) and MozJPEG's
+ * scan optimisation stays within a few dozen, so 100 refuses only crafted files.
+ */
+export const DEFAULT_MAX_JPEG_SCANS = 100;
 
 /** Pixels as displayed: EXIF orientation applied; RGBA8, straight (not premultiplied) alpha. */
 export interface DecodedImage {
@@ -49,6 +60,7 @@ export interface DecodedImage {
  *
  * @throws {UnsupportedImageTypeError} (415) when the bytes are no supported format.
  * @throws {ImageTooLargeError} (413) above `maxPixels`, before any decoding.
+ * @throws {UndecodableImageError} (422) for a JPEG with more than `maxJpegScans` scans.
  * @throws {UndecodableImageError} (422) for truncated or corrupt data; every codec exception
  *   becomes this error, with the codec's message as `cause`.
  *
@@ -69,6 +81,20 @@ export async function decodeImage(
   const probe = probeImageSize(bytes);
   if (probe.width * probe.height > maxPixels) {
     throw new ImageTooLargeError(probe.width, probe.height, maxPixels);
+  }
+  if (probe.type === "jpeg") {
+    const maxScans = options.maxJpegScans ?? DEFAULT_MAX_JPEG_SCANS;
+    const scans = countJpegScans(bytes);
+    if (scans > maxScans) {
+      throw new UndecodableImageError(
+        "jpeg",
+        `it has ${scans} scans, more than the ${maxScans} this service decodes`,
+        {
+          advice:
+            "re-save it as a baseline JPEG or with an encoder's standard progressive settings",
+        },
+      );
+    }
   }
   let raw: RawImage;
   try {

@@ -68,10 +68,20 @@ export class UndecodableImageError extends TypeError {
   readonly status = 422 as const;
   readonly type: ImageType | null;
 
-  constructor(type: ImageType | null, reason: string, options?: { cause?: unknown }) {
+  /**
+   * @param reason why, completing "Cannot decode the png data as ...".
+   * @param options `cause`: the codec's error; `advice`: what to send instead (default: a complete,
+   *   uncorrupted file of the type).
+   */
+  constructor(
+    type: ImageType | null,
+    reason: string,
+    options?: { cause?: unknown; advice?: string },
+  ) {
+    const advice = options?.advice ??
+      `send a complete, uncorrupted ${type ? type.toUpperCase() : "image"} file`;
     super(
-      `Cannot decode the ${type ?? "image"} data as ${reason}: ` +
-        `send a complete, uncorrupted ${type ? type.toUpperCase() : "image"} file`,
+      `Cannot decode the ${type ?? "image"} data as ${reason}: ${advice}`,
       options?.cause === undefined ? undefined : { cause: options.cause },
     );
     this.type = type;

@@ -238,3 +238,35 @@ function probeBmp(r: Reader): { width: number; height: number } {
   // Negative height means rows are stored top-down.
   return { width: r.i32le(18), height: Math.abs(r.i32le(22)) };
 }
+
+/**
+ * Number of scans (SOS segments) in a JPEG, walking the marker segments and skipping the
+ * entropy-coded data after each SOS (where 0xFF is always followed by 0x00 or RSTn, so the next
+ * real marker is unambiguous; an EXIF thumbnail's markers inside APP1 are skipped with it). A
+ * progressive JPEG's decode cost grows with scans x blocks; thousands of near-empty scans are a
+ * known CPU denial of service, so the decoder refuses files with too many. Linear in the size.
+ */
+export function countJpegScans(bytes: Uint8Array): number {
+  const n = bytes.length;
+  let scans = 0;
+  let i = 2;
+  while (i < n) {
+    while (i < n && bytes[i] !== 0xff) i++;
+    while (i < n && bytes[i] === 0xff) i++;
+    if (i >= n) break;
+    const marker = bytes[i++]!;
+    if (marker === 0xd9) break; // EOI
+    if ((marker >= 0xd0 && marker <= 0xd8) || marker === 0x01) continue; // no length
+    if (i + 2 > n) break;
+    i += bytes[i]! << 8 | bytes[i + 1]!;
+    if (marker !== 0xda) continue;
+    scans++;
+    // Entropy-coded data runs to the next 0xFF that is not stuffing (00) or a restart (D0..D7).
+    for (; i + 1 < n; i++) {
+      if (bytes[i] !== 0xff) continue;
+      const next = bytes[i + 1]!;
+      if (next !== 0 && !(next >= 0xd0 && next <= 0xd7)) break;
+    }
+  }
+  return scans;
+}

@@ -243,3 +243,26 @@ Deno.test("decodeImage() decodes an ordinary image correctly right after each ho
     }
   }
 });
+
+Deno.test("decodeImage() refuses a JPEG with more scans than the limit (422) before decoding", async () => {
+  // progressive.jpg with its last scan repeated 120 times: the kind of file that makes a
+  // progressive decoder loop over every block once per scan.
+  const jpeg = await readFixture("edge/progressive.jpg");
+  let lastSos = -1;
+  for (let i = 0; i + 1 < jpeg.length; i++) {
+    if (jpeg[i] === 0xff && jpeg[i + 1] === 0xda) lastSos = i;
+  }
+  const scan = jpeg.subarray(lastSos, jpeg.length - 2); // up to EOI
+  const parts = [jpeg.subarray(0, jpeg.length - 2), ...Array(120).fill(scan), jpeg.subarray(-2)];
+  const hostile = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((o, p) => (hostile.set(p, o), o + p.length), 0);
+  await assert.rejects(
+    decodeImage(hostile),
+    (e: unknown) =>
+      e instanceof UndecodableImageError && e.status === 422 &&
+      /has 12\d scans, more than the 100/.test(e.message) &&
+      /re-save it as a baseline/.test(e.message),
+  );
+  await assert.rejects(decodeImage(jpeg, { maxJpegScans: 2 }), /more than the 2 this service/);
+  assert.equal((await decodeImage(jpeg)).width, 64);
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { UndecodableImageError, UnsupportedImageTypeError } from "../../../kernels/image/errors.ts";
-import { exifOrientation, probeImageSize } from "../../../kernels/image/probe.ts";
+import { countJpegScans, exifOrientation, probeImageSize } from "../../../kernels/image/probe.ts";
 import { readFixture } from "../../fixtures/fixtures.ts";
 
 const SIZES: [string, string, number, number, number][] = [
@@ -161,4 +161,33 @@ Deno.test("probeImageSize() reads a top-down BMP's negative height as a positive
   const bmp = await readFixture("edge/rgba32.bmp");
   assert.equal(new DataView(bmp.buffer).getInt32(22, true), -48);
   assert.equal(probeImageSize(bmp).height, 48);
+});
+
+Deno.test("countJpegScans() counts SOS segments, skipping entropy-coded data and APP payloads", async () => {
+  assert.equal(countJpegScans(await readFixture("edge/baseline.jpg")), 1);
+  assert.equal(countJpegScans(await readFixture("edge/cmyk.jpg")), 1);
+  const progressive = await readFixture("edge/progressive.jpg");
+  const scans = countJpegScans(progressive);
+  assert.ok(scans > 1 && scans <= 20, `${scans}`);
+  // An APP1 payload holding SOS-like bytes (as an EXIF thumbnail would) does not count.
+  const app = new Uint8Array([0xff, 0xe1, 0, 8, 0xff, 0xda, 0xff, 0xda, 0xff, 0xda]);
+  const withApp = new Uint8Array(progressive.length + app.length);
+  withApp.set(progressive.subarray(0, 2));
+  withApp.set(app, 2);
+  withApp.set(progressive.subarray(2), 2 + app.length);
+  assert.equal(countJpegScans(withApp), scans);
+});
+
+Deno.test("countJpegScans() terminates with a count on every prefix and on random data", async () => {
+  const bytes = await readFixture("edge/progressive.jpg");
+  for (let n = 0; n <= bytes.length; n += 7) {
+    const c = countJpegScans(bytes.subarray(0, n));
+    assert.ok(Number.isInteger(c) && c >= 0);
+  }
+  let seed = 11;
+  for (let k = 0; k < 200; k++) {
+    const b = Uint8Array.from({ length: 300 }, () => (seed = (seed * 69069 + 1) >>> 0) >>> 24);
+    b.set([0xff, 0xd8, 0xff]);
+    assert.ok(countJpegScans(b) >= 0);
+  }
 });
