@@ -34,7 +34,8 @@ export interface DecodeOptions {
   /**
    * The smallest size (as displayed, after orientation) the caller needs. JPEGs much larger than
    * this are decoded at 1/2, 1/4 or 1/8 scale (DCT scaling, T.81 has the 8x8 blocks; at 1/8 each
-   * output pixel is exactly its block's mean), never below this size. Other formats decode in full.
+   * output pixel is its block's mean, up to quantization), never below this size. Other formats
+   * decode in full.
    */
   minSize?: { width: number; height: number };
 }
