@@ -339,18 +339,20 @@ export class Scheduler {
   }
 
   /**
-   * Runs `rounds` single-image batches of zeros on every idle worker, so that each worker's
-   * backend is compiled and the variant has measured latency before traffic arrives.
+   * Runs one unrecorded and then `rounds` recorded single-image batches of zeros on every idle
+   * worker, so that each worker's backend is compiled and the variant has measured latency before
+   * traffic arrives.
    */
   async warmup(model: string, backend: string, shape: NCHW, rounds = 3): Promise<LatencySnapshot> {
     const q = this.#queueFor({ model, backend, shape });
     const size = q.chw[0] * q.chw[1] * q.chw[2];
     await Promise.all(
       this.#workers.filter((w) => w.state === "idle").map(async (w) => {
-        for (let i = 0; i < rounds && w.state === "idle"; i++) {
+        // Round 0 is not recorded: it pays one-time costs (compiling, first allocations).
+        for (let i = 0; i <= rounds && w.state === "idle"; i++) {
           const t0 = performance.now();
           await w.run(model, backend, new Float32Array(size), [1, ...q.chw], this.#batchTimeoutMs);
-          q.stats.record(performance.now() - t0);
+          if (i > 0) q.stats.record(performance.now() - t0);
         }
       }),
     );

@@ -25,6 +25,13 @@ export interface BatchResult {
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
 
+/**
+ * Deno's web Worker, captured when this module loads: onnxruntime-web's Node build (emscripten)
+ * overwrites `globalThis.Worker` with node:worker_threads' Worker when its WASM starts, and that
+ * one cannot start a module worker from a URL.
+ */
+const WebWorker: typeof Worker = globalThis.Worker;
+
 export type WorkerState = "starting" | "idle" | "busy" | "dead";
 
 export class InferenceWorker {
@@ -55,7 +62,7 @@ export class InferenceWorker {
     workerUrl = WORKER_URL,
   ) {
     this.#onDeath = onDeath;
-    this.#worker = new Worker(workerUrl, { type: "module", name: `inference-${index}` });
+    this.#worker = new WebWorker(workerUrl, { type: "module", name: `inference-${index}` });
     this.#worker.onmessage = (e: MessageEvent<FromWorker>) => this.#receive(e.data);
     this.#worker.onerror = (e: ErrorEvent) => {
       // Without preventDefault an uncaught error in a worker takes the whole server down.
