@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { createApp } from "../../app.ts";
 import { topK } from "../../routes/classify.ts";
-import { ModelRegistry, variantCost } from "../../runtime/registry.ts";
-import { readFixture } from "../fixtures/fixtures.ts";
+import { betaKey } from "../../model/export/manifest.ts";
+import { webgpuAdapterInfo } from "../../runtime/ort.ts";
+import { DEFAULT_MODELS_DIR, ModelRegistry, variantCost } from "../../runtime/registry.ts";
+import { labelledFixtures, readFixture } from "../fixtures/fixtures.ts";
 import { writeTinyArtifacts } from "../runtime/tiny_artifacts.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
@@ -148,5 +150,118 @@ Deno.test({
     assert.equal(row.accuracy.int8, artifacts.manifest.models[0]!.accuracy.int8["0.75"]);
     assert.equal(row.macs, variantCost(registry.variants[0]!, 21).macs);
     assert.ok(row.warmLatencyMs["ort-wasm"] > 0);
+  },
+});
+
+// --- the shipped models on the Fashion-MNIST fixtures -----------------------------------------
+
+const shipped = await Deno.stat(`${DEFAULT_MODELS_DIR}manifest.json`).then(() => true, () => false);
+if (!shipped) console.log("fixture accuracy skipped: model/artifacts/ has no manifest.json yet");
+
+Deno.test({
+  ...opts,
+  name:
+    "POST /v1/classify on the fixtures matches deno task eval's accuracy; photo copies within 3 points",
+  ignore: !shipped,
+  fn: async () => {
+    const models = await ModelRegistry.open({ warmupRuns: 0 });
+    await models.load();
+    const served = createApp({ readiness: models, classify: { models } });
+    try {
+      // The smallest width: the fastest to run 450 requests, and the one most sensitive to input.
+      const alpha = models.alphas[0]!;
+      const m = models.variantForAlpha(alpha)!.manifest;
+      const correct = async (kind: "png" | "jpeg" | "photo") => {
+        const out = new Map<number, boolean>();
+        for (const f of await labelledFixtures(kind)) {
+          const res = await served.request(`/v1/classify?alpha=${alpha}&topk=1`, {
+            method: "POST",
+            body: new Uint8Array(await readFixture(f.file)),
+          });
+          const body = await res.json();
+          assert.equal(res.status, 200, `${f.file}: ${JSON.stringify(body)}`);
+          out.set(Number(f.file.match(/(\d+)\.\w+$/)![1]), body.predictions[0].index === f.label);
+        }
+        return out;
+      };
+      const rate = (r: Map<number, boolean>, keys = [...r.keys()]) =>
+        keys.filter((k) => r.get(k)).length / keys.length;
+      const png = await correct("png");
+      const jpeg = await correct("jpeg");
+      const photo = await correct("photo");
+      const evalAcc = m.accuracy.int8[betaKey(1)];
+      const accPng = rate(png);
+      const accJpeg = rate(jpeg);
+      const accPhoto = rate(photo);
+      const accPngSame = rate(png, [...photo.keys()]);
+      console.log(
+        `${m.id} (trained: ${m.trained}): eval int8 ${
+          evalAcc ?? "not measured"
+        }, fixtures png ${accPng}, ` +
+          `jpeg ${accJpeg}, photo ${accPhoto} vs the same ${photo.size} originals ${accPngSame}`,
+      );
+      if (evalAcc !== undefined) {
+        // Sampling noise of 200 images: 3 binomial standard deviations, plus a point for the
+        // fixtures being the first 20 per class rather than a random draw.
+        const sigma = Math.sqrt(evalAcc * (1 - evalAcc) / png.size);
+        assert.ok(
+          Math.abs(accPng - evalAcc) <= 3 * sigma + 0.01,
+          `png fixtures ${accPng} vs eval ${evalAcc} (3 sigma ${3 * sigma})`,
+        );
+      } else {
+        console.log("eval comparison skipped: the manifest has no int8 accuracy at beta 1 yet");
+      }
+      if (m.trained) {
+        assert.ok(
+          Math.abs(accPhoto - accPngSame) <= 0.03,
+          `photo ${accPhoto} vs png ${accPngSame}`,
+        );
+        assert.ok(Math.abs(accJpeg - accPng) <= 0.03, `jpeg ${accJpeg} vs png ${accPng}`);
+      } else {
+        console.log("photo/jpeg 3-point check skipped: untrained stand-in models are not robust");
+      }
+    } finally {
+      await models.close();
+    }
+  },
+});
+
+const NO_WEBGPU = (await webgpuAdapterInfo()) === null;
+if (NO_WEBGPU) console.log("backend=ort-webgpu test skipped: navigator.gpu gives no adapter");
+
+Deno.test({
+  ...opts,
+  name:
+    "POST /v1/classify?backend=ort-webgpu answers what ort-wasm answers (BACKEND=ort-wasm,ort-webgpu)",
+  ignore: NO_WEBGPU,
+  fn: async () => {
+    const both = await ModelRegistry.open({
+      dir: artifacts.dir,
+      backends: ["ort-wasm", "ort-webgpu"],
+      warmupRuns: 1,
+    });
+    await both.load();
+    const app2 = createApp({ readiness: both, classify: { models: both } });
+    try {
+      const ask = async (backend: string) => {
+        const res = await app2.request(`/v1/classify?alpha=0.25&backend=${backend}`, {
+          method: "POST",
+          body: png,
+        });
+        return await res.json();
+      };
+      const wasm = await ask("ort-wasm");
+      const gpu = await ask("ort-webgpu");
+      assert.equal(gpu.model.backend, "ort-webgpu");
+      assert.deepEqual(
+        gpu.predictions.map((p: { index: number }) => p.index),
+        wasm.predictions.map((p: { index: number }) => p.index),
+      );
+      gpu.predictions.forEach((p: { score: number }, i: number) =>
+        assert.ok(Math.abs(p.score - wasm.predictions[i].score) < 1e-3)
+      );
+    } finally {
+      await both.close();
+    }
   },
 });
