@@ -9,6 +9,8 @@ import { type CostDefaults, costRoutes } from "./routes/cost.ts";
 import { healthRoutes, type Readiness } from "./routes/health.ts";
 import { metricsRoutes, requestMetrics } from "./routes/metrics.ts";
 import { modelsRoutes } from "./routes/models.ts";
+import { openApiRoutes } from "./routes/openapi.ts";
+import { pageRoutes } from "./routes/page.ts";
 import { notFound, onError } from "./routes/problem.ts";
 import { createServiceMetrics, type ServiceMetrics } from "./runtime/metrics.ts";
 
@@ -35,6 +37,14 @@ export function createApp(deps: AppDeps = {}): Hono {
     app.route("/v1/classify", classifyRoutes(deps.classify));
     app.route("/v1/models", modelsRoutes(deps.classify.models));
   }
+  app.route(
+    "/",
+    openApiRoutes({
+      ...(deps.costDefaults ? { defaults: deps.costDefaults } : {}),
+      ...(deps.classify ? { models: deps.classify.models } : {}),
+    }),
+  );
+  app.route("/", pageRoutes());
   app.notFound(notFound);
   app.onError(onError);
   return app;
