@@ -133,26 +133,6 @@ Deno.test("topK() gives softmax scores summing to 1 over all classes, best first
   assert.ok(Math.abs(big[0]!.score - 1 / (1 + Math.exp(-1))) < 1e-9);
 });
 
-Deno.test({
-  ...opts,
-  name:
-    "GET /v1/models lists every variant with the manifest's accuracy tables and measured latency",
-  fn: async () => {
-    const res = await app.request("/v1/models");
-    assert.equal(res.status, 200);
-    const body = await res.json();
-    assert.deepEqual(body.models.map((m: { alpha: number }) => m.alpha), [0.25, 0.5, 1]);
-    assert.deepEqual(body.backends, ["ort-wasm"]);
-    const m0 = body.models[0];
-    assert.deepEqual(m0.accuracy, artifacts.manifest.models[0]!.accuracy);
-    const row = m0.betas.find((b: { beta: number }) => b.beta === 0.75);
-    assert.equal(row.resolution, 21);
-    assert.equal(row.accuracy.int8, artifacts.manifest.models[0]!.accuracy.int8["0.75"]);
-    assert.equal(row.macs, variantCost(registry.variants[0]!, 21).macs);
-    assert.ok(row.warmLatencyMs["ort-wasm"] > 0);
-  },
-});
-
 // --- the shipped models on the Fashion-MNIST fixtures -----------------------------------------
 
 const shipped = await Deno.stat(`${DEFAULT_MODELS_DIR}manifest.json`).then(() => true, () => false);
