@@ -99,6 +99,37 @@ export function resolvePadding(
   return { out, before };
 }
 
+/** `w - zp[o]` for `outC` rows of `perOut` weights, and the largest magnitude. */
+export function subtractZeroPoints(
+  src: Int8Array | Uint8Array,
+  zp: ArrayLike<number>,
+  outC: number,
+  perOut: number,
+): { weights: Int32Array; maxAbs: number } {
+  // Native widening copy, then monomorphic loops over the Int32Array (fast at load time).
+  const weights = new Int32Array(src);
+  for (let o = 0; o < outC; o++) {
+    const z = zp.length === 1 ? zp[0]! : zp[o]!;
+    if (z !== 0) subtractRow(weights, o * perOut, (o + 1) * perOut, z);
+  }
+  return { weights, maxAbs: maxMagnitude(weights) };
+}
+
+function subtractRow(w: Int32Array, start: number, end: number, z: number): void {
+  for (let i = start; i < end; i++) w[i] = w[i]! - z;
+}
+
+function maxMagnitude(w: Int32Array): number {
+  let lo = 0;
+  let hi = 0;
+  for (let i = 0; i < w.length; i++) {
+    const v = w[i]!;
+    if (v < lo) lo = v;
+    else if (v > hi) hi = v;
+  }
+  return Math.max(-lo, hi);
+}
+
 /** The most negative / positive int32 the accumulators may reach without wrapping. */
 const INT32_LIMIT = 2 ** 31 - 1;
 
@@ -187,16 +218,7 @@ export function createConv2dPlan(shape: NHWC, params: QuantizedConvParams): Conv
     );
   }
   const perOut = inPerGroup * kh * kw;
-  const weights = new Int32Array(params.weights.length);
-  let maxAbs = 0;
-  for (let o = 0; o < outC; o++) {
-    const z = wzp.length === 1 ? wzp[0]! : wzp[o]!;
-    for (let i = 0; i < perOut; i++) {
-      const v = params.weights[o * perOut + i]! - z;
-      weights[o * perOut + i] = v;
-      maxAbs = Math.max(maxAbs, Math.abs(v));
-    }
-  }
+  const { weights, maxAbs } = subtractZeroPoints(params.weights, wzp, outC, perOut);
   if (maxAbs > 32767) {
     throw new RangeError(
       `Cannot run int8 conv as weights minus zero point must fit int16: largest magnitude is ${maxAbs}`,

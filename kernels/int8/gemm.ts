@@ -5,6 +5,7 @@
  * pointwise convolutions and the FC layer. Output: uint8 requantized (see `requantize.ts`) or
  * float32 `f32(acc) * f32(inScale * wScale[n])` (dequantized logits).
  */
+import { subtractZeroPoints } from "./conv2d.ts";
 import {
   checkCount,
   checkRange,
@@ -75,16 +76,7 @@ export function createGemmPlan(shape: readonly [number, number], params: GemmPar
       `Cannot run int8 GEMM as weight zero points must have 1 or ${n} entries: current length is ${wzp.length}`,
     );
   }
-  const weights = new Int32Array(n * k);
-  let maxAbs = 0;
-  for (let o = 0; o < n; o++) {
-    const z = wzp.length === 1 ? wzp[0]! : wzp[o]!;
-    for (let i = 0; i < k; i++) {
-      const v = params.weights[o * k + i]! - z;
-      weights[o * k + i] = v;
-      maxAbs = Math.max(maxAbs, Math.abs(v));
-    }
-  }
+  const { weights, maxAbs } = subtractZeroPoints(params.weights, wzp, n, k);
   if (maxAbs > 32767) {
     throw new RangeError(
       `Cannot run int8 GEMM as weights minus zero point must fit int16: largest magnitude is ${maxAbs}`,

@@ -98,15 +98,15 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
       `Cannot prepare wasm conv as only groups = 1 and depthwise are implemented: groups ${plan.groups} for ${c} channels`,
     );
   }
-  // Weights in (ky, kx, ci) column order, as packIm2col writes its rows.
+  // Weights in (ky, kx, ci) column order, as packIm2col writes its rows (OIHW already is for 1x1).
   const k = kh * kw * c;
-  const reordered = new Int32Array(plan.outC * k);
-  for (let o = 0; o < plan.outC; o++) {
-    for (let ci = 0; ci < c; ci++) {
-      for (let ky = 0; ky < kh; ky++) {
-        for (let kx = 0; kx < kw; kx++) {
-          reordered[o * k + (ky * kw + kx) * c + ci] = plan
-            .weights[((o * c + ci) * kh + ky) * kw + kx]!;
+  let reordered = plan.weights;
+  if (kh * kw > 1) {
+    reordered = new Int32Array(plan.outC * k);
+    for (let o = 0; o < plan.outC; o++) {
+      for (let ci = 0; ci < c; ci++) {
+        for (let t = 0; t < kh * kw; t++) {
+          reordered[o * k + t * c + ci] = plan.weights[(o * c + ci) * kh * kw + t]!;
         }
       }
     }

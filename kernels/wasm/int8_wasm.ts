@@ -169,7 +169,10 @@ export class Int8Wasm {
     const ptr = this.#top;
     const end = ptr + roundUp(bytes + SLACK, ALIGN);
     const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    // Grow geometrically: each grow may copy the whole memory, so many small grows cost O(n^2).
+    if (end > have) {
+      this.memory.grow(Math.max(Math.ceil((end - have) / PAGE), Math.ceil(have / PAGE / 2), 16));
+    }
     this.#top = end;
     return ptr;
   }
@@ -227,43 +230,31 @@ export class Int8Wasm {
 
   /**
    * Packs `[n, k]` weights (already minus zero point, int16 range) for `gemmU8` / `gemmF32`;
-   * returns the pointer and the padded row length kp.
+   * returns the pointer and the padded row length kp. Output channel o goes to block o >> 3,
+   * lane o & 7; k index p to pair p >> 1, slot p & 1 (see gemmU8 in assembly/int8.ts).
    */
-  packGemmWeights(weights: ArrayLike<number>, n: number, k: number): { ptr: number; kp: number } {
+  packGemmWeights(weights: Int32Array, n: number, k: number): { ptr: number; kp: number } {
     const kp = roundUp(k, 2);
-    const blocks = Math.ceil(n / 8);
-    const packed = new Int16Array(blocks * 8 * kp);
-    for (let j = 0; j < blocks; j++) {
-      for (let p = 0; p < kp; p += 2) {
-        const base = (j * (kp / 2) + p / 2) * 16;
-        for (let lane = 0; lane < 8; lane++) {
-          const o = j * 8 + lane;
-          if (o >= n) continue;
-          const at = base + (lane >> 2) * 8 + (lane & 3) * 2;
-          packed[at] = weights[o * k + p]!;
-          if (p + 1 < k) packed[at + 1] = weights[o * k + p + 1]!;
-        }
-      }
+    const packed = new Int16Array(Math.ceil(n / 8) * 8 * kp);
+    for (let o = 0; o < n; o++) {
+      const lane = o & 7;
+      const base = (o >> 3) * 8 * kp + (lane >> 2) * 8 + (lane & 3) * 2;
+      const row = o * k;
+      for (let p = 0; p < k; p++) packed[base + (p >> 1) * 16 + (p & 1)] = weights[row + p]!;
     }
     return { ptr: this.put(packed), kp };
   }
 
   /** Packs depthwise weights `[c, k*k]` (minus zero point) for `depthwise`. */
-  packDepthwiseWeights(weights: ArrayLike<number>, c: number, k: number): number {
+  packDepthwiseWeights(weights: Int32Array, c: number, k: number): number {
     const taps = k * k;
     const pairs = Math.ceil(taps / 2);
-    const blocks = Math.ceil(c / 8);
-    const packed = new Int16Array(blocks * pairs * 16);
-    for (let j = 0; j < blocks; j++) {
-      for (let q = 0; q < pairs; q++) {
-        const base = (j * pairs + q) * 16;
-        for (let lane = 0; lane < 8; lane++) {
-          const ch = j * 8 + lane;
-          if (ch >= c) continue;
-          const at = base + (lane >> 2) * 8 + (lane & 3) * 2;
-          packed[at] = weights[ch * taps + 2 * q]!;
-          if (2 * q + 1 < taps) packed[at + 1] = weights[ch * taps + 2 * q + 1]!;
-        }
+    const packed = new Int16Array(Math.ceil(c / 8) * pairs * 16);
+    for (let ch = 0; ch < c; ch++) {
+      const lane = ch & 7;
+      const base = (ch >> 3) * pairs * 16 + (lane >> 2) * 8 + (lane & 3) * 2;
+      for (let t = 0; t < taps; t++) {
+        packed[base + (t >> 1) * 16 + (t & 1)] = weights[ch * taps + t]!;
       }
     }
     return this.put(packed);

@@ -16,7 +16,8 @@
  * Layouts: NHWC uint8 activations inside (pointwise convolutions are then plain GEMMs); NCHW float
  * at the boundary, as the backend contract says.
  */
-import { decodeModel, type OnnxModel } from "../../model/export/onnx_writer.ts";
+import type { OnnxModel } from "../../model/export/onnx_writer.ts";
+import { readOnnxModel } from "./onnx_reader.ts";
 import { createConv2dPlan } from "../../kernels/int8/conv2d.ts";
 import { createGemmPlan } from "../../kernels/int8/gemm.ts";
 import { createGlobalAvgPoolPlan } from "../../kernels/int8/global_avg_pool.ts";
@@ -183,7 +184,7 @@ export class Int8Engine {
         `Cannot load the engine as maxBatch must be an integer in [1, 1024]: current value is ${maxBatch}`,
       );
     }
-    const model = onnx instanceof Uint8Array ? decodeModel(onnx) : onnx;
+    const model = onnx instanceof Uint8Array ? readOnnxModel(onnx) : onnx;
     const graph = readQdqGraph(model);
     const wasm = await loadInt8Wasm(opts.module);
     return new Int8Engine(wasm, graph, maxBatch, opts.maxResolutions ?? 8);
@@ -346,9 +347,37 @@ export class Int8Engine {
     }
   }
 
-  #forward(res: Resolution, n: number): void {
-    for (const l of this.#layers) {
-      if (l.kind === "alias") continue;
+  /**
+   * Milliseconds per layer (median of `reps` runs of the whole network on `input`), for benchmarks.
+   */
+  profile(
+    input: Float32Array,
+    shape: readonly [number, number, number, number],
+    reps = 20,
+  ): { layer: string; kind: string; ms: number }[] {
+    this.run(input, shape);
+    const res = this.#resolution(shape[2], shape[3]);
+    const times = this.#layers.map(() => [] as number[]);
+    for (let r = 0; r < reps; r++) this.#forward(res, shape[0], times);
+    return this.#layers.map((l, i) => {
+      const t = times[i]!.sort((a, b) => a - b);
+      const kind = l.kind === "conv" ? l.conv.kind : l.kind;
+      return { layer: l.output, kind, ms: t[Math.floor(t.length / 2)] ?? 0 };
+    });
+  }
+
+  #forward(res: Resolution, n: number, times?: number[][]): void {
+    for (let i = 0; i < this.#layers.length; i++) {
+      const l = this.#layers[i]!;
+      const t0 = times ? performance.now() : 0;
+      this.#runLayer(l, res, n);
+      if (times) times[i]!.push(performance.now() - t0);
+    }
+  }
+
+  #runLayer(l: Layer, res: Resolution, n: number): void {
+    {
+      if (l.kind === "alias") return;
       const inPtr = res.ptr.get(l.input)!;
       const [h, w, c] = res.shape.get(l.input)!;
       if (l.kind === "conv") {

@@ -8,6 +8,7 @@
  * pointwise to 13 channels (not a multiple of 8), depthwise 5x5 s1 (Relu node), pointwise 13 -> 24,
  * GAP, Flatten, Gemm 24 -> 10.
  */
+import type { ModelSpec } from "../../../model/spec.ts";
 import {
   DataType,
   encodeModel,
@@ -94,9 +95,53 @@ function floatConv(
   return { data: y, n: x.n, c: oc, h: oh, w: ow };
 }
 
+/** One conv layer of a fixture network (`out` is ignored for depthwise). */
+export interface FixtureConv {
+  readonly name: string;
+  readonly out: number;
+  readonly k: number;
+  readonly stride: number;
+  readonly depthwise: boolean;
+  /** `relu_node` writes a Relu node too (same math as relu), `relu6` a Clip(0, 6). */
+  readonly act: "relu" | "relu6" | "relu_node" | "none";
+}
+
+/** The small test network described in the module comment. */
+export const TINY_NET: readonly FixtureConv[] = [
+  { name: "conv0", out: 8, k: 3, stride: 2, depthwise: false, act: "relu" },
+  { name: "dw1", out: 0, k: 3, stride: 1, depthwise: true, act: "relu6" },
+  { name: "pw1", out: 16, k: 1, stride: 1, depthwise: false, act: "relu" },
+  { name: "dw2", out: 0, k: 3, stride: 2, depthwise: true, act: "relu" },
+  { name: "pw2", out: 13, k: 1, stride: 1, depthwise: false, act: "none" },
+  { name: "dw3", out: 0, k: 5, stride: 1, depthwise: true, act: "relu_node" },
+  { name: "pw3", out: 24, k: 1, stride: 1, depthwise: false, act: "relu" },
+];
+
+/** The conv layers of a `model/spec.ts` MobileNet V1 spec as fixture layers. */
+export function specConvs(spec: ModelSpec): FixtureConv[] {
+  const out: FixtureConv[] = [];
+  for (const l of spec.layers) {
+    if (l.kind !== "conv") continue;
+    out.push({
+      name: l.name,
+      out: l.outShape[0],
+      k: l.kernel,
+      stride: l.stride,
+      depthwise: l.groups > 1,
+      act: l.activation === "relu6" ? "relu6" : l.activation === "relu" ? "relu" : "none",
+    });
+  }
+  return out;
+}
+
 export interface FixtureOptions {
   inputChannels?: number;
   seed?: number;
+  /** Conv layers; default `TINY_NET`. */
+  layers?: readonly FixtureConv[];
+  classes?: number;
+  /** Calibration images (count and side); default 8 of 24x24. */
+  calibration?: { count: number; side: number };
 }
 
 /** Builds the fixture model; returns its ONNX bytes. */
@@ -162,7 +207,14 @@ export function buildQdqFixture(opts: FixtureOptions = {}): Uint8Array {
   };
 
   // Calibration: a float forward pass on a few images picks every activation's range.
-  let calib: FloatT = { data: waveImages(8, cin, 24, 24, 99), n: 8, c: cin, h: 24, w: 24 };
+  const cal = opts.calibration ?? { count: 8, side: 24 };
+  let calib: FloatT = {
+    data: waveImages(cal.count, cin, cal.side, cal.side, 99),
+    n: cal.count,
+    c: cin,
+    h: cal.side,
+    w: cal.side,
+  };
   let x = qdq("input", 2 / 255, 128); // normalized input in about [-1, 1]
   let xScale = 2 / 255;
   let c = cin;
@@ -232,13 +284,7 @@ export function buildQdqFixture(opts: FixtureOptions = {}): Uint8Array {
     xScale = outScale;
     c = oc;
   };
-  conv("conv0", 8, 3, 2, false, "relu");
-  conv("dw1", 0, 3, 1, true, "relu6");
-  conv("pw1", 16, 1, 1, false, "relu");
-  conv("dw2", 0, 3, 2, true, "relu");
-  conv("pw2", 13, 1, 1, false, "none");
-  conv("dw3", 0, 5, 1, true, "relu_node");
-  conv("pw3", 24, 1, 1, false, "relu");
+  for (const l of opts.layers ?? TINY_NET) conv(l.name, l.out, l.k, l.stride, l.depthwise, l.act);
   nodes.push({ opType: "GlobalAveragePool", name: "pool", inputs: [x], outputs: ["pool.out"] });
   const poolScale = xScale;
   x = qdq("pool.out", poolScale, 0);
@@ -250,7 +296,7 @@ export function buildQdqFixture(opts: FixtureOptions = {}): Uint8Array {
     attrs: { axis: { i: 1 } },
   });
   x = qdq("flatten.out", poolScale, 0);
-  const classes = 10;
+  const classes = opts.classes ?? 10;
   const fw = Int8Array.from({ length: c * classes }, () => Math.round((r() * 2 - 1) * 64));
   const fws = Float32Array.from([0.01]);
   const fwdq = constDq("fc.weight", fw, [c, classes], fws);
