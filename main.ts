@@ -2,7 +2,10 @@
 import { createApp } from "./app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./routes/classify.ts";
 import { servedCostDefaults } from "./routes/models.ts";
+import { createServiceMetrics } from "./runtime/metrics.ts";
 import { ModelRegistry, registryOptionsFromEnv } from "./runtime/registry.ts";
+import type { Scheduler } from "./runtime/scheduler.ts";
+import { scheduledInference, startScheduler, workersEnabled } from "./runtime/scheduler_setup.ts";
 import { shutdownOnSignals } from "./runtime/shutdown.ts";
 
 export interface Config {
@@ -19,9 +22,22 @@ export function readConfig(env: { get(key: string): string | undefined } = Deno.
   return {
     host: env.get("HOST") ?? "127.0.0.1",
     port: Number(env.get("PORT") ?? 8000),
-    maxBodyBytes: Number(env.get("MAX_BODY_BYTES") ?? DEFAULT_MAX_BODY_BYTES),
-    maxPixels: maxPixels === undefined ? undefined : Number(maxPixels),
+    maxBodyBytes: positiveInt(
+      "MAX_BODY_BYTES",
+      env.get("MAX_BODY_BYTES") ?? String(DEFAULT_MAX_BODY_BYTES),
+    ),
+    maxPixels: maxPixels === undefined ? undefined : positiveInt("MAX_PIXELS", maxPixels),
   };
+}
+
+function positiveInt(name: string, raw: string): number {
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new RangeError(
+      `Cannot start as ${name} must be a positive integer: current value is ${raw}`,
+    );
+  }
+  return n;
 }
 
 if (import.meta.main) {
@@ -30,17 +46,29 @@ if (import.meta.main) {
   // Fails fast (before listening) when the manifest is missing or malformed.
   const registry = await ModelRegistry.open(registryOptionsFromEnv());
   const costDefaults = servedCostDefaults(registry);
+  // Inference runs in module workers behind the scheduler (WORKERS=0: in this thread).
+  const metrics = createServiceMetrics();
+  const useWorkers = workersEnabled();
+  let scheduler: Scheduler | undefined;
   const app = createApp({
     log,
-    readiness: registry,
+    metrics,
+    readiness: {
+      ready: () => registry.ready() && (!useWorkers || scheduler !== undefined),
+      reason: () => registry.ready() ? "Inference workers are starting." : registry.reason(),
+    },
     ...(costDefaults ? { costDefaults } : {}),
     classify: {
       models: registry,
+      ...(useWorkers ? { inference: scheduledInference(() => scheduler) } : {}),
       maxBodyBytes: config.maxBodyBytes,
       ...(config.maxPixels === undefined ? {} : { maxPixels: config.maxPixels }),
     },
   });
-  shutdownOnSignals(() => server, { log });
+  shutdownOnSignals(() => server, {
+    log,
+    closers: [async () => await scheduler?.close(), () => registry.close()],
+  });
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,
@@ -58,7 +86,9 @@ if (import.meta.main) {
   // /readyz answers 503 until every variant is verified, loaded and warmed; a bad file stops the
   // process with the reason.
   const loadStart = performance.now();
-  registry.load().then(
+  registry.load().then(async () => {
+    if (useWorkers) scheduler = await startScheduler(registry, { metrics });
+  }).then(
     () =>
       log(JSON.stringify({
         time: new Date().toISOString(),
@@ -66,6 +96,7 @@ if (import.meta.main) {
         msg: "models ready",
         models: registry.variants.map((v) => v.manifest.id),
         backends: registry.backendNames,
+        workers: scheduler?.workerCount ?? 0,
         ms: Math.round(performance.now() - loadStart),
       })),
     (err: unknown) => {

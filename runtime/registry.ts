@@ -74,6 +74,12 @@ export interface RegistryOptions {
   numThreads?: number;
   /** Warm-up runs per variant, backend and beta; 0 skips warming. Default 3. */
   warmupRuns?: number;
+  /**
+   * Load the models into backends in this process (default true). False when inference runs
+   * elsewhere (a scheduler's workers take {@link ModelRegistry.loadedModels}): `load()` then only
+   * verifies the files, and `infer()` refuses.
+   */
+  inProcess?: boolean;
 }
 
 export const DEFAULT_MODELS_DIR = decodeURIComponent(
@@ -157,6 +163,7 @@ export class ModelRegistry implements Inference {
   readonly backendNames: readonly string[];
   readonly #numThreads: number;
   readonly #warmupRuns: number;
+  readonly #inProcess: boolean;
   #variants: Variant[] = [];
   #loadedModels: LoadedModel[] = [];
   readonly #backends = new Map<string, Backend>();
@@ -180,6 +187,7 @@ export class ModelRegistry implements Inference {
     this.backendNames = [...new Set(names)];
     this.#numThreads = opts.numThreads ?? 1;
     this.#warmupRuns = opts.warmupRuns ?? 3;
+    this.#inProcess = opts.inProcess ?? true;
   }
 
   /**
@@ -244,7 +252,7 @@ export class ModelRegistry implements Inference {
       const loaded: LoadedModel[] = [];
       for (const v of this.#variants) loaded.push(await this.#verify(v.manifest));
       this.#loadedModels = loaded;
-      for (const name of this.backendNames) {
+      for (const name of this.#inProcess ? this.backendNames : []) {
         for (const [i, model] of loaded.entries()) {
           this.#state = { kind: "loading", step: `loading ${model.id} into ${name}` };
           const backend = await this.#createBackend(name);
@@ -291,6 +299,12 @@ export class ModelRegistry implements Inference {
       );
     }
     const backend = this.#backends.get(`${req.model}|${req.backend}`);
+    if (!this.#inProcess) {
+      throw new TypeError(
+        `Cannot run ${req.model} in this process as the registry was opened with inProcess: false: ` +
+          "pass the scheduler as the route's inference",
+      );
+    }
     if (!backend) {
       throw new RangeError(
         `Cannot run ${req.model} on ${req.backend} as that pair is not loaded: models are ${

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { OrtBackend, webgpuAdapterInfo } from "../../runtime/ort.ts";
+import { configureOrtWasm, OrtBackend, webgpuAdapterInfo } from "../../runtime/ort.ts";
 import { tinyLogits, tinyModel } from "./tiny_model.ts";
 import type { LoadedModel } from "../../runtime/backend.ts";
 
@@ -129,6 +129,27 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  ...opts0(),
+  name: "configureOrtWasm() refuses another thread count once the WASM instance runs",
+  fn: async () => {
+    const { model } = loaded(1, 10);
+    const b = new OrtBackend("ort-wasm", { numThreads: 1 });
+    await b.load(model);
+    try {
+      assert.throws(() => configureOrtWasm({ numThreads: 2 }), /already runs with 1 threads/);
+      assert.equal(configureOrtWasm({ numThreads: 1 }), 1);
+      assert.throws(() => configureOrtWasm({ numThreads: 0 }), /integer in \[1, 64\]/);
+    } finally {
+      await b.dispose();
+    }
+  },
+});
+
+function opts0() {
+  return { sanitizeResources: false, sanitizeOps: false };
+}
 
 Deno.test("OrtBackend refuses a backend name it does not implement", () => {
   assert.throws(

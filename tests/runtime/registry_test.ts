@@ -121,6 +121,27 @@ Deno.test({
   },
 });
 
+Deno.test({
+  ...opts,
+  name: "registry with inProcess: false verifies the files, is ready, and refuses to infer itself",
+  fn: async () => {
+    const a = await writeTinyArtifacts({ alphas: [0.25] });
+    const r = await ModelRegistry.open({ dir: a.dir, inProcess: false });
+    await r.load();
+    assert.ok(r.ready());
+    assert.equal(r.loadedModels[0]!.id, "mobilenet_v1_a0.25");
+    await assert.rejects(
+      r.infer({
+        model: "mobilenet_v1_a0.25",
+        backend: "ort-wasm",
+        input: new Float32Array(784),
+        shape: [1, 1, 28, 28],
+      }),
+      /inProcess: false/,
+    );
+  },
+});
+
 Deno.test("registry open() says to set MODELS_DIR when the directory has no manifest", async () => {
   const dir = await Deno.makeTempDir();
   await assert.rejects(ModelRegistry.open({ dir }), /manifest.json cannot be read.*Set MODELS_DIR/);
