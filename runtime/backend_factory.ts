@@ -72,8 +72,13 @@ export async function buildBackend(spec: BackendFactorySpec): Promise<WorkerBack
   return await (factory as BackendFactory)(spec.options);
 }
 
-// The project's backends. kernels-wasm and kernels-webgpu join here when the engine lands.
+// The project's backends (kernels-webgpu joins when it lands).
 const WORKER_BACKENDS = new URL("./worker_backends.ts", import.meta.url).href;
+registerBackendFactory({
+  backend: "kernels-wasm",
+  module: new URL("./engine/kernels_wasm_backend.ts", import.meta.url).href,
+  exportName: "createKernelsWasm",
+});
 registerBackendFactory({
   backend: "ort-wasm",
   module: WORKER_BACKENDS,

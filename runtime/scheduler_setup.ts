@@ -1,0 +1,161 @@
+/**
+ * Puts the scheduler in front of the model registry: scheduler settings from the environment,
+ * workers started with the registry's models and backends, every variant warmed at every beta the
+ * manifest measures (so each has a measured p95 before traffic), and the `alpha=auto` /
+ * `beta=auto` choice over the manifest's accuracy table.
+ *
+ * Environment: `WORKERS` (default: one per core; 0 runs inference in the server thread through the
+ * registry, no scheduler), `MAX_BATCH` (16), `MAX_WAIT_MS` (1),
+ * `MAX_QUEUE` (128 per variant), `ORT_THREADS` (per worker, default 1).
+ */
+import { betaKey, BETAS } from "../model/export/manifest.ts";
+import { resolutionFor } from "../model/spec.ts";
+import { backendFactory } from "./backend_factory.ts";
+import type { ServiceMetrics } from "./metrics.ts";
+import type { Inference, ModelRegistry, Variant } from "./registry.ts";
+import {
+  Scheduler,
+  type SchedulerOptions,
+  SchedulerRejection,
+  type VariantCandidate,
+} from "./scheduler.ts";
+
+type Env = { get(key: string): string | undefined };
+
+function envNumber(env: Env, key: string, integer: boolean, min: number): number | undefined {
+  const raw = env.get(key);
+  if (raw === undefined || raw === "") return undefined;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+    throw new RangeError(
+      `Cannot read ${key} as it must be ${integer ? "an integer" : "a number"} >= ${min}: ` +
+        `current value is ${raw}`,
+    );
+  }
+  return v;
+}
+
+/**
+ * False when `WORKERS=0`: inference then runs in the server's own thread through the registry
+ * (for platforms without module workers).
+ */
+export function workersEnabled(env: Env = Deno.env): boolean {
+  return env.get("WORKERS") !== "0";
+}
+
+/**
+ * The registry's `Inference` that goes through the scheduler once it runs; until then a request
+ * is refused with 503 and Retry-After (`/readyz` says not ready meanwhile).
+ */
+export function scheduledInference(current: () => Scheduler | undefined): Inference {
+  return {
+    infer(req) {
+      const s = current();
+      if (s) return s.infer(req);
+      return Promise.reject(
+        new SchedulerRejection("no_workers", "The inference workers are still starting.", 1),
+      );
+    },
+  };
+}
+
+/** Scheduler settings from `WORKERS`, `MAX_BATCH`, `MAX_WAIT_MS`, `MAX_QUEUE`. */
+export function schedulerOptionsFromEnv(
+  env: Env = Deno.env,
+): Pick<SchedulerOptions, "workers" | "maxBatch" | "maxWaitMs" | "maxQueue"> {
+  const o: Pick<SchedulerOptions, "workers" | "maxBatch" | "maxWaitMs" | "maxQueue"> = {};
+  const workers = envNumber(env, "WORKERS", true, 1);
+  if (workers !== undefined) o.workers = workers;
+  const maxBatch = envNumber(env, "MAX_BATCH", true, 1);
+  if (maxBatch !== undefined) o.maxBatch = maxBatch;
+  const maxWaitMs = envNumber(env, "MAX_WAIT_MS", false, 0);
+  if (maxWaitMs !== undefined) o.maxWaitMs = maxWaitMs;
+  const maxQueue = envNumber(env, "MAX_QUEUE", true, 1);
+  if (maxQueue !== undefined) o.maxQueue = maxQueue;
+  return o;
+}
+
+export interface StartOptions {
+  metrics?: ServiceMetrics;
+  env?: Env;
+  /** Warm-up batches per worker, variant, backend and beta. Default 3. */
+  warmupRuns?: number;
+}
+
+/**
+ * Starts the workers with the registry's (loaded) models and backends and warms every variant at
+ * every manifest beta on every worker.
+ */
+export async function startScheduler(
+  registry: ModelRegistry,
+  opts: StartOptions = {},
+): Promise<Scheduler> {
+  const env = opts.env ?? Deno.env;
+  const threads = envNumber(env, "ORT_THREADS", true, 1) ?? 1;
+  const scheduler = await Scheduler.create({
+    models: [...registry.loadedModels],
+    backends: registry.backendNames.map((b) => backendFactory(b, { numThreads: threads })),
+    ...schedulerOptionsFromEnv(env),
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+  });
+  for (const v of registry.variants) {
+    for (const backend of registry.backendNames) {
+      for (const r of resolutionsOf(v)) {
+        await scheduler.warmup(
+          v.manifest.id,
+          backend,
+          [1, v.manifest.inputChannels, r.resolution, r.resolution],
+          opts.warmupRuns ?? 3,
+        );
+      }
+    }
+  }
+  return scheduler;
+}
+
+/** The manifest's betas that the variant's stride plan can run, with their resolutions. */
+function resolutionsOf(v: Variant): { beta: number; resolution: number }[] {
+  return BETAS.map((beta) => ({ beta, resolution: resolutionFor(beta, v.resolution.base) }))
+    .filter((r) => r.resolution >= v.resolution.min && r.resolution <= v.resolution.max);
+}
+
+export interface AutoChoice {
+  variant: Variant;
+  beta: number;
+  resolution: number;
+}
+
+/**
+ * `alpha=auto` and/or `beta=auto`: among the shipped variants (all widths when alpha is auto, else
+ * the given one) at the manifest's betas (all when beta is auto, else the given one), the one with
+ * the highest int8 accuracy in the manifest whose measured p95 plus the current queue wait fits
+ * the deadline (the most accurate one without a deadline). Undefined when none fits.
+ */
+export function chooseAuto(
+  scheduler: Scheduler,
+  registry: ModelRegistry,
+  want: { alpha: number | "auto"; beta: number | "auto"; backend: string; deadlineAt?: number },
+): AutoChoice | undefined {
+  const candidates: (VariantCandidate & AutoChoice)[] = [];
+  for (const v of registry.variants) {
+    if (want.alpha !== "auto" && Math.abs(v.manifest.alpha - want.alpha) > 1e-9) continue;
+    const options = want.beta === "auto"
+      ? resolutionsOf(v)
+      : [{ beta: want.beta, resolution: resolutionFor(want.beta, v.resolution.base) }];
+    for (const { beta, resolution } of options) {
+      const accuracy = v.manifest.accuracy.int8[betaKey(beta)];
+      if (accuracy === undefined) continue;
+      candidates.push({
+        model: v.manifest.id,
+        backend: want.backend,
+        shape: [1, v.manifest.inputChannels, resolution, resolution],
+        accuracy,
+        variant: v,
+        beta,
+        resolution,
+      });
+    }
+  }
+  const c = scheduler.choose(candidates, want.deadlineAt);
+  return c && { variant: c.variant, beta: c.beta, resolution: c.resolution };
+}
