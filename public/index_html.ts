@@ -187,10 +187,10 @@ function points(backend) {
   state.models.models.forEach(function (m, i) {
     m.betas.forEach(function (b) {
       var acc = b.accuracy.int8 !== null ? b.accuracy.int8 : b.accuracy.float;
-      if (!b.served || acc === null || b.macs === undefined) return;
+      if (!b.served || b.macs === undefined) return;
       var lat = b.warmLatencyMs ? b.warmLatencyMs[backend] : null;
       out.push({ alpha: m.alpha, beta: b.beta, resolution: b.resolution, macs: b.macs, params: b.params, acc: acc,
-        accFloat: b.accuracy.float, accInt8: b.accuracy.int8, latency: lat === undefined ? null : lat, color: COLORS[i % COLORS.length] });
+        accPct: acc === null ? null : 100 * acc, accFloat: b.accuracy.float, accInt8: b.accuracy.int8, latency: lat === undefined ? null : lat, color: COLORS[i % COLORS.length] });
     });
   });
   return out;
@@ -202,17 +202,17 @@ function niceTicks(lo, hi, n) {
   for (var v = Math.ceil(lo / step) * step; v <= hi + 1e-12; v += step) ticks.push(Number(v.toPrecision(6)));
   return ticks;
 }
-function chart(target, pts, xKey, xLabel, logX, fmtX) {
-  var W = 340, H = 250, L = 46, R = 12, T = 14, B = 40;
+function chart(target, pts, xKey, xLabel, logX, fmtX, yKey, yLabel, fmtY) {
+  var W = 340, H = 250, L = 58, R = 12, T = 14, B = 40;
   var box = $(target);
   box.innerHTML = "";
-  var usable = pts.filter(function (p) { return p[xKey] !== null && p[xKey] > 0; });
-  if (!usable.length) { box.appendChild(el("p", { class: "note", text: "No measured " + xLabel + " yet." })); return; }
+  var usable = pts.filter(function (p) { return p[xKey] !== null && p[xKey] > 0 && p[yKey] !== null; });
+  if (!usable.length) { box.appendChild(el("p", { class: "note", text: "Nothing measured to plot yet: " + yLabel + " against " + xLabel + "." })); return; }
   var xs = usable.map(function (p) { return logX ? Math.log10(p[xKey]) : p[xKey]; });
-  var ys = usable.map(function (p) { return 100 * p.acc; });
+  var ys = usable.map(function (p) { return p[yKey]; });
   var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs), y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys);
   var px = (x1 - x0) * 0.08 || 0.5, py = (y1 - y0) * 0.1 || 1;
-  x0 -= px; x1 += px; y0 = Math.max(0, y0 - py); y1 = Math.min(100, y1 + py);
+  x0 -= px; x1 += px; y0 = Math.max(0, y0 - py); y1 = yKey === "accPct" ? Math.min(100, y1 + py) : y1 + py;
   if (!logX) x0 = Math.max(0, x0);
   function sx(v) { return L + (v - x0) / (x1 - x0) * (W - L - R); }
   function sy(v) { return T + (1 - (v - y0) / (y1 - y0)) * (H - T - B); }
@@ -220,7 +220,7 @@ function chart(target, pts, xKey, xLabel, logX, fmtX) {
   s.appendChild(svg("rect", { x: L, y: T, width: W - L - R, height: H - T - B, fill: "#fbfcfe", stroke: "#d9dee7" }));
   niceTicks(y0, y1, 5).forEach(function (v) {
     s.appendChild(svg("line", { x1: L, x2: W - R, y1: sy(v), y2: sy(v), stroke: "#edf0f5" }));
-    s.appendChild(svg("text", { x: L - 5, y: sy(v) + 4, "text-anchor": "end" }, v + "%"));
+    s.appendChild(svg("text", { x: L - 5, y: sy(v) + 4, "text-anchor": "end" }, fmtY(v)));
   });
   var xt = logX ? niceTicks(x0, x1, 4).filter(function (v) { return Math.abs(v - Math.round(v * 2) / 2) < 1e-9; }) : niceTicks(x0, x1, 5);
   if (logX && xt.length < 2) xt = niceTicks(x0, x1, 4);
@@ -229,21 +229,24 @@ function chart(target, pts, xKey, xLabel, logX, fmtX) {
     s.appendChild(svg("text", { x: sx(v), y: H - B + 14, "text-anchor": "middle" }, fmtX(logX ? Math.pow(10, v) : v)));
   });
   s.appendChild(svg("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle" }, xLabel));
-  s.appendChild(svg("text", { x: 12, y: (T + H - B) / 2, transform: "rotate(-90 12 " + (T + H - B) / 2 + ")", "text-anchor": "middle" }, "top-1 accuracy"));
-  var byAlpha = {};
-  usable.forEach(function (p) { (byAlpha[p.alpha] = byAlpha[p.alpha] || []).push(p); });
-  Object.keys(byAlpha).forEach(function (a) {
+  s.appendChild(svg("text", { x: 12, y: (T + H - B) / 2, transform: "rotate(-90 12 " + (T + H - B) / 2 + ")", "text-anchor": "middle" }, yLabel));
+  var byAlpha = {}, order = [];
+  usable.forEach(function (p) {
+    if (!byAlpha[p.alpha]) { byAlpha[p.alpha] = []; order.push(p.alpha); }
+    byAlpha[p.alpha].push(p);
+  });
+  order.forEach(function (a) {
     var line = byAlpha[a].slice().sort(function (p, q) { return p[xKey] - q[xKey]; });
-    var d = line.map(function (p, i) { return (i ? "L" : "M") + sx(logX ? Math.log10(p[xKey]) : p[xKey]).toFixed(1) + " " + sy(100 * p.acc).toFixed(1); }).join(" ");
+    var d = line.map(function (p, i) { return (i ? "L" : "M") + sx(logX ? Math.log10(p[xKey]) : p[xKey]).toFixed(1) + " " + sy(p[yKey]).toFixed(1); }).join(" ");
     s.appendChild(svg("path", { d: d, fill: "none", stroke: line[0].color, "stroke-width": 1.5, "stroke-opacity": 0.6 }));
   });
   usable.forEach(function (p) {
-    var c = svg("circle", { cx: sx(logX ? Math.log10(p[xKey]) : p[xKey]), cy: sy(100 * p.acc), r: 4.5, fill: p.color, "data-alpha": p.alpha, "data-beta": p.beta });
-    c.appendChild(svg("title", {}, "alpha " + p.alpha + ", beta " + p.beta + " (" + p.resolution + "px): " + pct(p.acc) + ", " + fmtMacs(p.macs) + "MACs" + (p.latency !== null ? ", " + p.latency.toFixed(2) + " ms" : "")));
+    var c = svg("circle", { cx: sx(logX ? Math.log10(p[xKey]) : p[xKey]), cy: sy(p[yKey]), r: 4.5, fill: p.color, "data-alpha": p.alpha, "data-beta": p.beta });
+    c.appendChild(svg("title", {}, "alpha " + p.alpha + ", beta " + p.beta + " (" + p.resolution + "px): " + (p.acc === null ? "accuracy not measured" : pct(p.acc)) + ", " + fmtMacs(p.macs) + "MACs" + (p.latency !== null ? ", " + p.latency.toFixed(2) + " ms" : "")));
     s.appendChild(c);
   });
   var lx = L + 8;
-  Object.keys(byAlpha).forEach(function (a) {
+  order.forEach(function (a) {
     s.appendChild(svg("circle", { cx: lx, cy: T + 10, r: 4, fill: byAlpha[a][0].color }));
     s.appendChild(svg("text", { x: lx + 7, y: T + 14 }, "\u03b1 " + a));
     lx += 52;
@@ -266,12 +269,17 @@ function table(pts, backend) {
 function drawCharts() {
   var backend = $("backend").value;
   var pts = points(backend);
-  chart("chartMacs", pts, "macs", "multiply-adds per image (log)", true, fmtMacs);
-  chart("chartLatency", pts, "latency", "warm latency, ms (" + backend + ")", false, function (v) { return v.toFixed(v < 1 ? 2 : 1); });
+  var fmtMs = function (v) { return v.toFixed(v < 1 ? 2 : 1); };
+  var fmtPct = function (v) { return v + "%"; };
+  var measured = pts.some(function (p) { return p.acc !== null; });
+  chart("chartMacs", pts, "macs", "multiply-adds per image (log)", true, fmtMacs, "accPct", "top-1 accuracy", fmtPct);
+  if (measured) chart("chartLatency", pts, "latency", "warm latency, ms (" + backend + ")", false, fmtMs, "accPct", "top-1 accuracy", fmtPct);
+  else chart("chartLatency", pts, "macs", "multiply-adds per image (log)", true, fmtMacs, "latency", "warm latency, ms (" + backend + ")", fmtMs);
   var untrained = state.models.models.some(function (m) { return m.trained === false; });
   $("chartNote").textContent = "Accuracy: int8 (float where int8 is missing) on the test set, measured by deno task eval; " +
     "MACs from the architecture spec; latency: one image, measured by this server when it warmed each variant." +
-    (untrained ? " Some models are untrained stand-ins: their accuracy is chance." : "");
+    (untrained ? " Some models are untrained stand-ins: their accuracy is chance." : "") +
+    (measured ? "" : " No accuracy is measured yet (deno task eval writes it to the manifest): the right-hand chart shows latency against MACs instead.");
   table(pts, backend);
 }
 

@@ -1,0 +1,82 @@
+/**
+ * The page in a real browser: headless Chromium loads GET / from the real server, a fixture is
+ * uploaded through the file input, and the page shows the label the API gives for that image.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { readLabels } from "../fixtures/fixtures.ts";
+import { writeTinyArtifacts } from "../runtime/tiny_artifacts.ts";
+import { browserMissing, launchBrowser, SHIPPED_MANIFEST, startServer } from "./harness.ts";
+
+const missing = browserMissing();
+const FIXTURE = "fmnist/png/t10k_00000.png";
+
+/** The shipped models when the checkout has them, else the registry tests' tiny ones. */
+async function modelsEnv(): Promise<Record<string, string>> {
+  try {
+    await Deno.stat(SHIPPED_MANIFEST);
+    return {};
+  } catch {
+    return { MODELS_DIR: (await writeTinyArtifacts()).dir };
+  }
+}
+
+Deno.test({
+  name: `GET / in headless Chromium: upload a fixture, see its label${
+    missing ? ` (skipped: ${missing})` : ""
+  }`,
+  ignore: missing !== null,
+  // playwright-core keeps its pipe to the browser open until close(); the test closes it.
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const server = await startServer(await modelsEnv());
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${server.base}/`);
+      await page.waitForSelector("body[data-ready=true]", { timeout: 15_000 });
+      // The chart and the table list every shipped variant from /v1/models.
+      const models = await (await fetch(`${server.base}/v1/models`)).json();
+      const alphas = await page.$$eval("#alpha option", (os) => os.map((o) => Number(o.value)));
+      assert.deepEqual(alphas, models.models.map((m: { alpha: number }) => m.alpha));
+
+      const path = fileURLToPath(new URL(`../fixtures/data/${FIXTURE}`, import.meta.url));
+      await page.setInputFiles("#file", path);
+      await page.waitForSelector("#result[data-top]", { timeout: 15_000 });
+      const shown = await page.$$eval("#result .bar", (bars) =>
+        bars.map((b) => ({
+          label: b.getAttribute("data-label"),
+          width: b.querySelector(".fill")?.getAttribute("style") ?? "",
+        })));
+
+      // The same request the page sent, straight to the API.
+      const alpha = await page.inputValue("#alpha");
+      const beta = await page.inputValue("#beta");
+      const backend = await page.inputValue("#backend");
+      const form = new FormData();
+      form.append("image", new Blob([await Deno.readFile(path)]), "x.png");
+      const res = await fetch(
+        `${server.base}/v1/classify?alpha=${alpha}&beta=${beta}&backend=${backend}`,
+        { method: "POST", body: form },
+      );
+      const api = await res.json();
+      assert.equal(res.status, 200);
+      assert.deepEqual(
+        shown.map((s) => s.label),
+        api.predictions.map((p: { label: string }) => p.label),
+      );
+      assert.equal(shown[0]!.width, `width:${(100 * api.predictions[0].score).toFixed(1)}%`);
+      const truth = await readLabels();
+      console.log(
+        `page shows ${shown[0]!.label} for ${FIXTURE} (true label ${
+          truth.labelNames[truth.files[FIXTURE]!]
+        }, model trained: ${api.model.trained})`,
+      );
+      await page.close();
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
+  },
+});
