@@ -74,8 +74,7 @@ export function servedCostDefaults(registry: ModelRegistry): CostDefaults | unde
     baseResolution: m.baseResolution,
     inputChannels: m.inputChannels,
     classes: m.classes,
-    source:
-      `served models (${registry.dir}manifest.json): ${m.arch}, ${m.baseResolution}x${m.baseResolution}, ` +
+    source: `served models (manifest.json): ${m.arch}, ${m.baseResolution}x${m.baseResolution}, ` +
       `${m.inputChannels} channel(s), ${m.classes} classes, stride plan ${m.stridePlan}`,
   };
 }
