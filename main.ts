@@ -6,7 +6,7 @@ import { createServiceMetrics } from "./runtime/metrics.ts";
 import { ModelRegistry, registryOptionsFromEnv } from "./runtime/registry.ts";
 import type { Scheduler } from "./runtime/scheduler.ts";
 import { scheduledInference, startScheduler, workersEnabled } from "./runtime/scheduler_setup.ts";
-import { shutdownOnSignals } from "./runtime/shutdown.ts";
+import { DrainState, shutdownOnSignals } from "./runtime/shutdown.ts";
 
 export interface Config {
   host: string;
@@ -43,16 +43,22 @@ function positiveInt(name: string, raw: string): number {
 if (import.meta.main) {
   const config = readConfig();
   const log = (line: string) => console.log(line);
-  // Fails fast (before listening) when the manifest is missing or malformed.
-  const registry = await ModelRegistry.open(registryOptionsFromEnv());
-  const costDefaults = servedCostDefaults(registry);
-  // Inference runs in module workers behind the scheduler (WORKERS=0: in this thread).
-  const metrics = createServiceMetrics();
+  // Inference runs in module workers behind the scheduler (WORKERS=0: in this thread); then the
+  // registry only verifies the files and hands their bytes to the workers.
   const useWorkers = workersEnabled();
+  // Fails fast (before listening) when the manifest is missing or malformed.
+  const registry = await ModelRegistry.open({
+    ...registryOptionsFromEnv(),
+    inProcess: !useWorkers,
+  });
+  const costDefaults = servedCostDefaults(registry);
+  const metrics = createServiceMetrics();
   let scheduler: Scheduler | undefined;
+  const drain = new DrainState();
   const app = createApp({
     log,
     metrics,
+    drain,
     readiness: {
       ready: () => registry.ready() && (!useWorkers || scheduler !== undefined),
       reason: () => registry.ready() ? "Inference workers are starting." : registry.reason(),
@@ -67,6 +73,7 @@ if (import.meta.main) {
   });
   shutdownOnSignals(() => server, {
     log,
+    drain,
     closers: [async () => await scheduler?.close(), () => registry.close()],
   });
   const server = Deno.serve({

@@ -100,13 +100,17 @@ export async function startScheduler(
   });
   for (const v of registry.variants) {
     for (const backend of registry.backendNames) {
+      // The registry measured nothing when it loaded no backend itself (inProcess: false): the
+      // warm-up medians from the workers fill GET /v1/models' latency table instead.
+      const table = (v.latencyMs[backend] ??= {});
       for (const r of resolutionsOf(v)) {
-        await scheduler.warmup(
+        const warm = await scheduler.warmup(
           v.manifest.id,
           backend,
           [1, v.manifest.inputChannels, r.resolution, r.resolution],
           opts.warmupRuns ?? 3,
         );
+        table[betaKey(r.beta)] ??= Math.round(warm.p50Ms * 1000) / 1000;
       }
     }
   }

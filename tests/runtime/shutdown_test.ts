@@ -1,12 +1,18 @@
 import assert from "node:assert/strict";
+import { writeTinyArtifacts } from "./tiny_artifacts.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const PNG = await Deno.readFile(
+  new URL("../fixtures/data/fmnist/png/t10k_00000.png", import.meta.url),
+);
+// Small models so that the server is ready in a second or two.
+const art = await writeTinyArtifacts();
 
 /** Starts `main.ts` on a free port; resolves with its port once it logs "listening". */
 async function startServer(env: Record<string, string> = {}) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN],
-    env: { PORT: "0", HOST: "127.0.0.1", ...env },
+    env: { PORT: "0", HOST: "127.0.0.1", MODELS_DIR: art.dir, WORKERS: "1", ...env },
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -47,6 +53,7 @@ async function startServer(env: Record<string, string> = {}) {
     throw new Error(`server never logged "${msg}": ${JSON.stringify(lines)}`);
   };
   const listening = await waitFor("listening");
+  await waitFor("models ready");
   return { child, port: listening.port as number, lines, waitFor, pump };
 }
 
@@ -68,19 +75,23 @@ Deno.test("main.ts on SIGTERM answers in full every request it began, then close
   const status = await child.status;
   await pump;
   assert.equal(status.code, 0);
-  // A request is either answered in full or never read (its connection closes before the
-  // request is taken, which HTTP clients retry); never a 5xx or a cut answer.
+  // A request is answered in full (200), refused whole during the drain (503, shutting_down), or
+  // never read (its connection closes before the request is taken, which HTTP clients retry);
+  // never a 500 or a cut answer.
   const answered = answers.filter((a) => a.status !== 0);
-  assert.ok(answered.length >= 1);
+  assert.ok(answered.some((a) => a.status === 200));
   for (const a of answered) {
-    assert.equal(a.status, 200);
-    assert.ok(a.body.totals.macs > 0);
+    if (a.status === 503) assert.equal(a.body.reason, "shutting_down");
+    else {
+      assert.equal(a.status, 200);
+      assert.ok(a.body.totals.macs > 0);
+    }
   }
   for (const a of answers.filter((a) => a.status === 0)) {
     assert.match(a.body, /connection closed before message completed|Connection refused|reset/i);
   }
   const msgs = lines.map((l) => l.msg);
-  assert.ok(msgs.includes("shutting down: no new connections, finishing requests in flight"));
+  assert.ok(msgs.includes("shutting down: finishing requests in flight, refusing new ones"));
   assert.equal(msgs.at(-1), "stopped");
   // One JSON log line per answered request, each with its request id.
   const requests = lines.filter((l) => l.msg === "request");
@@ -89,10 +100,63 @@ Deno.test("main.ts on SIGTERM answers in full every request it began, then close
   await assert.rejects(fetch(`${base}/healthz`), "the port is closed after shutdown");
 });
 
+Deno.test("main.ts on SIGTERM finishes a classification still uploading, refusing new requests with 503 meanwhile", async () => {
+  const { child, port, lines, pump } = await startServer();
+  const base = `http://127.0.0.1:${port}`;
+  // The body arrives in two parts; the second only after the signal.
+  let firstPulled: () => void = () => {};
+  const pulled = new Promise<void>((r) => (firstPulled = r));
+  let release: () => void = () => {};
+  const released = new Promise<void>((r) => (release = r));
+  const half = PNG.length >> 1;
+  let step = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (step++ === 0) {
+        c.enqueue(PNG.slice(0, half));
+        return;
+      }
+      firstPulled();
+      await released;
+      c.enqueue(PNG.slice(half));
+      c.close();
+    },
+  });
+  const uploading = fetch(`${base}/v1/classify?alpha=0.25`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "image/png" },
+  });
+  await pulled;
+  await new Promise((r) => setTimeout(r, 300)); // the server has the headers: the request is in flight
+  child.kill("SIGTERM");
+  for (let i = 0; i < 100 && !lines.some((l) => String(l.msg).startsWith("shutting down")); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const refused = await fetch(`${base}/v1/cost`);
+  assert.equal(refused.status, 503, "a new request during the drain is refused");
+  assert.equal(refused.headers.get("retry-after"), "1");
+  assert.equal((await refused.json()).reason, "shutting_down");
+  release();
+  const res = await uploading;
+  assert.equal(res.status, 200);
+  const answer = await res.json();
+  assert.equal(answer.predictions.length, 5);
+  assert.equal(answer.model.alpha, 0.25);
+  const status = await child.status;
+  await pump;
+  assert.equal(status.code, 0);
+  assert.equal(lines.at(-1)?.msg, "stopped");
+});
+
 Deno.test("main.ts exits 0 on SIGINT too", async () => {
   const { child, pump } = await startServer();
   child.kill("SIGINT");
   const status = await child.status;
   await pump;
   assert.equal(status.code, 0);
+});
+
+Deno.test("shutdown tests clean up their models directory", async () => {
+  await Deno.remove(art.dir, { recursive: true });
 });
