@@ -81,6 +81,7 @@ export async function standInWeights(
   });
   const session = await ort.InferenceSession.create(
     encodeModel(buildFloatModel(spec, foldModel(spec, tensors), { extraOutputs: ["pool.out"] })),
+    { intraOpNumThreads: 1 }, // one thread: the same features, bit for bit, on every run
   );
   const n = 2000;
   const feats: Float32Array[] = [];
