@@ -249,6 +249,8 @@ if (import.meta.main) {
       text = "# Model card\n";
     }
     await Deno.writeTextFile(card, updateCard(text, renderCardSection(manifest)));
+    // Leave the card as `deno fmt` would (the repository's gate checks markdown formatting too).
+    await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", card] }).output();
     console.log(`wrote ${manifestPath} and ${card}`);
   }
 }
