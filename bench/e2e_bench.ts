@@ -5,7 +5,10 @@
  * the same process as the baseline for the inference column. Rounds alternate between the two
  * runtimes; medians are printed as a markdown table with the ort-web / native ratio.
  *
- *   deno run -A bench/e2e_bench.ts [--rounds N] [--threads N]
+ *   deno run -A bench/e2e_bench.ts [--rounds N] [--threads N] [--write]
+ *
+ * `--write` also puts the table in docs/performance.md, between `<!-- e2e:start -->` and
+ * `<!-- e2e:end -->` (the convention bench/loadtest.ts follows).
  *
  * onnxruntime-node is a bench and test dependency only: the server never imports it.
  */
@@ -128,18 +131,48 @@ for (const [name, bytes] of images) {
   }
 }
 
-console.log(
-  `\nPOST /v1/classify in-process, ${rounds} rounds, medians in ms; ort-wasm and onnxruntime-node ` +
-    `with ${threads} thread(s); models: ${
-      registry.variants.map((v) => `${v.manifest.id}${v.manifest.trained ? "" : " (untrained)"}`)
-        .join(", ")
-    }\n`,
-);
-console.log(
+const header =
+  `POST /v1/classify in-process, ${rounds} rounds, medians in ms; ort-wasm and onnxruntime-node ` +
+  `with ${threads} thread(s), on ${navigator.hardwareConcurrency} cores, load average ` +
+  `${Deno.loadavg()[0]!.toFixed(1)} at the end; models: ${
+    registry.variants.map((v) => `${v.manifest.id}${v.manifest.trained ? "" : " (untrained)"}`)
+      .join(", ")
+  }. Command: \`deno run -A bench/e2e_bench.ts${
+    Deno.args.length ? " " + Deno.args.join(" ") : ""
+  }\`.`;
+const table = [
   "| image | alpha | resolution | decode | preprocess | inference ort-wasm | total | inference onnxruntime-node | ort-wasm / node |",
-);
-console.log("|---|---|---|---|---|---|---|---|---|");
-for (const r of rows) console.log(r);
+  "|---|---|---|---|---|---|---|---|---|",
+  ...rows,
+].join("\n");
+console.log(`\n${header}\n\n${table}`);
+
+if (Deno.args.includes("--write")) {
+  await writeSection(
+    "e2e",
+    `## End-to-end classify latency (bench/e2e_bench.ts)\n\n${header}\n\n${table}\n`,
+  );
+}
 
 await registry.close();
 for (const s of native.values()) await s.release();
+
+/** Replaces (or appends) the text between `<!-- name:start -->` and `<!-- name:end -->`. */
+async function writeSection(name: string, body: string): Promise<void> {
+  const doc = new URL("../docs/performance.md", import.meta.url);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(doc);
+  } catch {
+    text = "# Performance\n\nSections below are written by the benchmark scripts in bench/.\n";
+  }
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const block = `${start}\n${body.trimEnd()}\n${end}`;
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  text = i >= 0 && j > i
+    ? text.slice(0, i) + block + text.slice(j + end.length)
+    : `${text.trimEnd()}\n\n${block}\n`;
+  await Deno.writeTextFile(doc, text);
+}

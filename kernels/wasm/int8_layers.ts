@@ -58,6 +58,14 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
       );
     }
     const wts = wasm.packDepthwiseWeights(plan.weights, c, kh);
+    const taps = kh * kw;
+    const folded = new Int32Array(c);
+    for (let ch = 0; ch < c; ch++) {
+      let sum = 0;
+      for (let t = 0; t < taps; t++) sum += plan.weights[ch * taps + t]!;
+      folded[ch] = plan.bias[ch]! - inZp * sum;
+    }
+    const biasIn = wasm.putPaddedI32(folded);
     const zrow = wasm.alloc(c + 16);
     wasm.u8(zrow, c + 16).fill(inZp);
     return {
@@ -89,6 +97,7 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
           hi,
           outPtr,
           zrow,
+          biasIn,
         );
       },
     };

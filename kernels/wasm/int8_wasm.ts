@@ -86,6 +86,7 @@ export interface Int8WasmExports {
     hi: number,
     dst: number,
     zrow: number,
+    biasIn: number,
   ): void;
   globalAvgPool(
     src: number,

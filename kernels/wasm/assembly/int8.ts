@@ -273,6 +273,8 @@ export function gemmF32(
  *    2 taps to 4 channels.
  * zrow: at least c + 16 bytes, all equal to inZp: out-of-image taps point there, so padding adds
  *    exactly (zp - zp) * w = 0, as SAME padding with the zero point does.
+ * biasIn: bias - inZp * sum_t w[c][t] (padded to 8 channels): 3x3 pixels whose window lies inside
+ *    the image skip the zero-point subtraction and start from it (the same integer sum).
  */
 export function depthwise(
   src: usize,
@@ -295,11 +297,14 @@ export function depthwise(
   hi: i32,
   dst: usize,
   zrow: usize,
+  biasIn: usize,
 ): void {
   const zpv = i32x4.splat(outZp);
   const flo = f32x4.splat(<f32> (lo - outZp));
   const fhi = f32x4.splat(<f32> (hi - outZp));
   const zin = i16x8.splat(<i16> inZp);
+  const cs = <usize> c;
+  const rs = <usize> (w * c);
   const taps = k * k;
   const pairs = (taps + 1) >> 1;
   const blockBytes = <usize> pairs << 5;
@@ -308,8 +313,97 @@ export function depthwise(
   for (let b = 0; b < n; b++) {
     for (let oy = 0; oy < oh; oy++) {
       const iy0 = oy * stride - padT;
+      const rowsIn = iy0 >= 0 && iy0 + k <= h;
       for (let ox = 0; ox < ow; ox++) {
         const ix0 = ox * stride - padL;
+        if (k == 3 && rowsIn && ix0 >= 0 && ix0 + 3 <= w) {
+          // Interior 3x3 pixel: fixed tap offsets, no padding, and the input zero point folded
+          // into biasIn (bias - inZp * sum(w)), so raw uint8 inputs enter the dot products.
+          const base = src + <usize> (((b * h + iy0) * w + ix0) * c);
+          const o = dst + <usize> (((b * oh + oy) * ow + ox) * c);
+          for (let j = 0; j < cb; j++) {
+            const off = <usize> j << 3;
+            const q = base + off;
+            const pw = wts + <usize> j * blockBytes;
+            let a0 = v128.load(biasIn + (off << 2));
+            let a1 = v128.load(biasIn + (off << 2), 16);
+            let xa = v128.load8x8_u(q);
+            let xb = v128.load8x8_u(q + cs);
+            a0 = i32x4.add(
+              a0,
+              i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 0, 8, 1, 9, 2, 10, 3, 11), v128.load(pw)),
+            );
+            a1 = i32x4.add(
+              a1,
+              i32x4.dot_i16x8_s(
+                i16x8.shuffle(xa, xb, 4, 12, 5, 13, 6, 14, 7, 15),
+                v128.load(pw, 16),
+              ),
+            );
+            xa = v128.load8x8_u(q + 2 * cs);
+            xb = v128.load8x8_u(q + rs);
+            a0 = i32x4.add(
+              a0,
+              i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 0, 8, 1, 9, 2, 10, 3, 11), v128.load(pw, 32)),
+            );
+            a1 = i32x4.add(
+              a1,
+              i32x4.dot_i16x8_s(
+                i16x8.shuffle(xa, xb, 4, 12, 5, 13, 6, 14, 7, 15),
+                v128.load(pw, 48),
+              ),
+            );
+            xa = v128.load8x8_u(q + rs + cs);
+            xb = v128.load8x8_u(q + rs + 2 * cs);
+            a0 = i32x4.add(
+              a0,
+              i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 0, 8, 1, 9, 2, 10, 3, 11), v128.load(pw, 64)),
+            );
+            a1 = i32x4.add(
+              a1,
+              i32x4.dot_i16x8_s(
+                i16x8.shuffle(xa, xb, 4, 12, 5, 13, 6, 14, 7, 15),
+                v128.load(pw, 80),
+              ),
+            );
+            xa = v128.load8x8_u(q + 2 * rs);
+            xb = v128.load8x8_u(q + 2 * rs + cs);
+            a0 = i32x4.add(
+              a0,
+              i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 0, 8, 1, 9, 2, 10, 3, 11), v128.load(pw, 96)),
+            );
+            a1 = i32x4.add(
+              a1,
+              i32x4.dot_i16x8_s(
+                i16x8.shuffle(xa, xb, 4, 12, 5, 13, 6, 14, 7, 15),
+                v128.load(pw, 112),
+              ),
+            );
+            // tap 8 pairs with itself: the packed weight of the padding tap is 0
+            xa = v128.load8x8_u(q + 2 * rs + 2 * cs);
+            a0 = i32x4.add(
+              a0,
+              i32x4.dot_i16x8_s(
+                i16x8.shuffle(xa, xa, 0, 8, 1, 9, 2, 10, 3, 11),
+                v128.load(pw, 128),
+              ),
+            );
+            a1 = i32x4.add(
+              a1,
+              i32x4.dot_i16x8_s(
+                i16x8.shuffle(xa, xa, 4, 12, 5, 13, 6, 14, 7, 15),
+                v128.load(pw, 144),
+              ),
+            );
+            store8(
+              o + off,
+              requant4(a0, v128.load(mult + (off << 2)), flo, fhi, zpv),
+              requant4(a1, v128.load(mult + (off << 2), 16), flo, fhi, zpv),
+              min(8, c - (j << 3)),
+            );
+          }
+          continue;
+        }
         let t: usize = 0;
         for (let ky = 0; ky < k; ky++) {
           const iy = iy0 + ky;
