@@ -132,6 +132,39 @@ Deno.test({
 
 Deno.test({
   ...opts0(),
+  name: "ort-wasm answers concurrent run() calls on two sessions of different models correctly",
+  fn: async () => {
+    const a = tinyModel(1, 10, 1);
+    const b = tinyModel(1, 10, 2);
+    const ba = new OrtBackend("ort-wasm", { numThreads: 1 });
+    const bb = new OrtBackend("ort-wasm", { numThreads: 1 });
+    const model = (t: typeof a, id: string) => ({
+      id,
+      onnx: t.onnx,
+      inputName: "input",
+      outputName: "logits",
+      inputChannels: 1,
+      classes: 10,
+    });
+    await ba.load(model(a, "a"));
+    await bb.load(model(b, "b"));
+    try {
+      const inputs = Array.from({ length: 8 }, (_, i) => ramp(20 * 20, i * 0.5));
+      const outs = await Promise.all(
+        inputs.map((x, i) => (i % 2 ? bb : ba).run(x, [1, 1, 20, 20])),
+      );
+      outs.forEach((o, i) =>
+        assertClose(o, tinyLogits(i % 2 ? b : a, inputs[i]!, 1, 20, 20), ATOL)
+      );
+    } finally {
+      await ba.dispose();
+      await bb.dispose();
+    }
+  },
+});
+
+Deno.test({
+  ...opts0(),
   name: "configureOrtWasm() refuses another thread count once the WASM instance runs",
   fn: async () => {
     const { model } = loaded(1, 10);
