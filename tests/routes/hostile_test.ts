@@ -104,6 +104,7 @@ hostile("POST /v1/classify answers 422 for undecodable data behind a JPEG signat
 hostile(
   "POST /v1/classify answers 413 for a 16000x16000 PNG bomb from its header, without decoding",
   async () => {
+    const rss = Deno.memoryUsage().rss;
     const r = await post(await fixture("edge/bomb_16000x16000.png"));
     assertProblem(
       r,
@@ -111,6 +112,9 @@ hostile(
       /16000x16000 image as it has 256000000 pixels, above the limit of 40000000/,
     );
     assert.equal((r.body as unknown as { error: string }).error, "ImageTooLargeError");
+    // Decoding needs 1 GB (gray) to 4 GB (RGBA): the process must not have grown anywhere near.
+    const grown = Deno.memoryUsage().rss - rss;
+    assert.ok(grown < 200 * 1024 * 1024, `RSS grew by ${grown} bytes`);
   },
 );
 
