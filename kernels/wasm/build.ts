@@ -6,8 +6,8 @@
  * deno.json (`assemblyscript/asc`), and the source path is passed relative to the repository root
  * so that the output does not depend on where the checkout lives.
  *
- * Flags: -O3, the stub runtime (no GC, no allocator: TypeScript owns the memory), SIMD on, no
- * assertions, and `--use abort=` so that the module has zero imports.
+ * Flags: -O3, the stub runtime (no GC, no allocator: TypeScript owns the memory), SIMD and
+ * relaxed SIMD on (used only where the result is exact, see assembly/int8.ts), no assertions, and `--use abort=` so that the module has zero imports.
  */
 import asc from "assemblyscript/asc";
 
@@ -20,6 +20,8 @@ export const ASC_FLAGS = [
   "stub",
   "--enable",
   "simd",
+  "--enable",
+  "relaxed-simd",
   "--noAssert",
   "--use",
   "abort=",
