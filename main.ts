@@ -5,7 +5,12 @@ import { servedCostDefaults } from "./routes/models.ts";
 import { createServiceMetrics } from "./runtime/metrics.ts";
 import { ModelRegistry, registryOptionsFromEnv } from "./runtime/registry.ts";
 import type { Scheduler } from "./runtime/scheduler.ts";
-import { scheduledInference, startScheduler, workersEnabled } from "./runtime/scheduler_setup.ts";
+import {
+  chooseAuto,
+  scheduledInference,
+  startScheduler,
+  workersEnabled,
+} from "./runtime/scheduler_setup.ts";
 import { DrainState, shutdownOnSignals } from "./runtime/shutdown.ts";
 
 export interface Config {
@@ -66,7 +71,12 @@ if (import.meta.main) {
     ...(costDefaults ? { costDefaults } : {}),
     classify: {
       models: registry,
-      ...(useWorkers ? { inference: scheduledInference(() => scheduler) } : {}),
+      ...(useWorkers
+        ? {
+          inference: scheduledInference(() => scheduler),
+          auto: (want) => scheduler && chooseAuto(scheduler, registry, want),
+        }
+        : {}),
       maxBodyBytes: config.maxBodyBytes,
       ...(config.maxPixels === undefined ? {} : { maxPixels: config.maxPixels }),
     },

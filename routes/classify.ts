@@ -23,7 +23,13 @@ import {
 import { labelRequest, requestArrival } from "./metrics.ts";
 import { parseInteger, parseNumber } from "./params.ts";
 import { badParameter, ProblemError } from "./problem.ts";
-import { readDeadline, schedulerProblem } from "./scheduling.ts";
+import {
+  type AutoChooser,
+  readDeadline,
+  resolveAuto,
+  schedulerProblem,
+  withoutAuto,
+} from "./scheduling.ts";
 
 /** Default body limit: 10 MB, far above any sensible upload of a product photo. */
 export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -38,6 +44,8 @@ export interface ClassifyOptions {
   maxBodyBytes?: number;
   /** Pixel limit checked from the image header before decoding (413 above); default 40 MP. */
   maxPixels?: number;
+  /** `alpha=auto` / `beta=auto`: picks the variant (runtime/scheduler_setup.ts `chooseAuto`). */
+  auto?: AutoChooser;
 }
 
 const KNOWN = [
@@ -82,8 +90,12 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
     // The query is checked before the body is read: a bad request costs no upload.
     async function classifyParams(c, next) {
       c.set("arrival", requestArrival(c));
-      const params = parseParams(registry, c.req.query());
+      const q = c.req.query();
+      const params = parseParams(registry, withoutAuto(q));
       params.deadlineAt = readDeadline(c);
+      if (q.alpha === "auto" || q.beta === "auto") {
+        Object.assign(params, resolveAuto(opts.auto, q, params));
+      }
       c.set("params", params);
       const { variant, resolution, backend } = params;
       labelRequest(c, `${variant.manifest.id}@${resolution}x${resolution}`, backend);

@@ -5,6 +5,7 @@
  */
 import type { Context } from "hono";
 import { SchedulerRejection, WorkerFailedError } from "../runtime/scheduler.ts";
+import type { AutoChoice } from "../runtime/scheduler_setup.ts";
 import { requestArrival } from "./metrics.ts";
 import { parseNumber } from "./params.ts";
 import { badParameter, ProblemError } from "./problem.ts";
@@ -78,4 +79,69 @@ export function schedulerProblem(err: unknown): ProblemError | undefined {
     );
   }
   return undefined;
+}
+
+/** What `alpha=auto` / `beta=auto` asks for: a fixed value stays fixed. */
+export interface AutoWant {
+  alpha: number | "auto";
+  beta: number | "auto";
+  backend: string;
+  deadlineAt?: number;
+}
+
+export type AutoChooser = (want: AutoWant) => AutoChoice | undefined;
+
+/** The query with `alpha=auto` / `beta=auto` removed, so the ordinary parsing checks the rest. */
+export function withoutAuto(q: Record<string, string>): Record<string, string> {
+  const out = { ...q };
+  if (out.alpha === "auto") delete out.alpha;
+  if (out.beta === "auto") {
+    if (out.resolution !== undefined) {
+      throw badParameter("beta", "Give beta=auto or resolution, not both.");
+    }
+    delete out.beta;
+  }
+  return out;
+}
+
+/**
+ * The variant `alpha=auto` / `beta=auto` runs: the most accurate (manifest int8 accuracy) whose
+ * measured p95 plus the current queue fits the deadline. 400 without a chooser (no scheduler),
+ * 503 with Retry-After when none fits.
+ */
+export function resolveAuto(
+  chooser: AutoChooser | undefined,
+  q: Record<string, string>,
+  fixed: {
+    variant: { manifest: { alpha: number } };
+    beta: number;
+    backend: string;
+    deadlineAt?: number | undefined;
+  },
+): AutoChoice {
+  const param = q.alpha === "auto" ? "alpha" : "beta";
+  if (!chooser) {
+    throw badParameter(
+      param,
+      `${param}=auto needs measured latencies, which only the inference workers keep: give a number ` +
+        "or run the server with WORKERS above 0.",
+    );
+  }
+  const want: AutoWant = {
+    alpha: q.alpha === "auto" ? "auto" : fixed.variant.manifest.alpha,
+    beta: q.beta === "auto" ? "auto" : fixed.beta,
+    backend: fixed.backend,
+    ...(fixed.deadlineAt === undefined ? {} : { deadlineAt: fixed.deadlineAt }),
+  };
+  const pick = chooser(want);
+  if (!pick) {
+    throw new ProblemError(
+      503,
+      `No served variant's measured p95 latency, with the current queue, fits the deadline: allow a ` +
+        `longer deadline_ms, or retry after 1 s.`,
+      { reason: "deadline_unmeetable" },
+      { "retry-after": "1" },
+    );
+  }
+  return pick;
 }
