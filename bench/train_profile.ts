@@ -17,7 +17,7 @@ const spec = buildSpec({
   classes: 10,
   stridePlan: plan as StridePlan,
 });
-const m = new TfMobileNet(spec);
+const m = new TfMobileNet(spec, { fusedBn: kernels === "own" });
 m.setWeights(initWeights(spec, new Rng(1)));
 const n = Number(batch);
 const rng = new Rng(2);

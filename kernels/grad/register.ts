@@ -1,9 +1,10 @@
 /**
  * Registers the project's gradient kernels with tfjs (`tf.registerKernel`), replacing the
  * composed-op baseline of `composed.ts`:
- * - `DepthwiseConv2dNativeBackpropFilter`, `DepthwiseConv2dNativeBackpropInput` and the general
- *   `Conv2DBackpropFilter` (the first 3x3 convolution) run as direct loops over the tensors' own
- *   memory (the wasm heap, no copies);
+ * - `DepthwiseConv2dNativeBackpropFilter` and `DepthwiseConv2dNativeBackpropInput` run as WASM
+ *   SIMD kernels (grad.wasm; plain TypeScript references in depthwise_backprop_*.ts);
+ * - the general `Conv2DBackpropFilter` (the first 3x3 convolution, 1-4 input channels) runs as
+ *   direct TypeScript loops over the tensors' own memory (the wasm heap, no copies);
  * - the 1x1 stride-1 cases of `Conv2DBackpropFilter` and `Conv2DBackpropInput` are matrix products
  *   (`x^T dy` and `dy W^T`) and run as tfjs's BatchMatMul, far faster than the wasm backend's
  *   generic backprop-input loop.
@@ -18,8 +19,7 @@ import {
 } from "./composed.ts";
 import { conv2dBackpropFilter } from "./conv2d_backprop_filter.ts";
 import { geometryOf } from "./conv_geometry.ts";
-import { depthwiseBackpropFilter } from "./depthwise_backprop_filter.ts";
-import { depthwiseBackpropInput } from "./depthwise_backprop_input.ts";
+import { dwBackpropFilterWasm, dwBackpropInputWasm } from "./grad_wasm.ts";
 
 interface HeapBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -108,7 +108,7 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
       backend,
       fs,
       [x, dy],
-      ([xs, dys], out) => depthwiseBackpropFilter(xs!, dys!, g, out),
+      ([xs, dys], out) => dwBackpropFilterWasm(xs!, dys!, g, out),
     );
   });
 
@@ -129,7 +129,7 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
       backend,
       xs,
       [dy, filter],
-      ([dys, fs], out) => depthwiseBackpropInput(dys!, fs!, g, out),
+      ([dys, fs], out) => dwBackpropInputWasm(dys!, fs!, g, out),
     );
   });
 

@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { Activation, ConvLayer, ModelSpec } from "../spec.ts";
 import { BN_EPSILON, type NamedTensors } from "../weights.ts";
 import type { Rng } from "./rng.ts";
+import { bnActTrain } from "../../kernels/grad/bn_act.ts";
 
 export interface ParamInfo {
   name: string;
@@ -146,8 +147,12 @@ export class TfMobileNet {
   readonly trainableSize: number;
   #vars = new Map<string, tf.Variable>();
 
-  constructor(spec: ModelSpec) {
+  /** Run training batch norm + activation as one fused WASM kernel (kernels/grad/bn_act.ts). */
+  readonly fusedBn: boolean;
+
+  constructor(spec: ModelSpec, opts: { fusedBn?: boolean } = {}) {
     this.spec = spec;
+    this.fusedBn = opts.fusedBn ?? false;
     this.params = paramInfos(spec);
     this.trainable = this.params.filter((p) => p.trainable);
     this.trainableSize = this.trainable.reduce((a, p) => a + p.size, 0);
@@ -212,7 +217,9 @@ export class TfMobileNet {
     if (l.batchNorm) {
       const gamma = this.#v(`${l.name}/bn/gamma`) as tf.Variable<tf.Rank.R1>;
       const beta = this.#v(`${l.name}/bn/beta`) as tf.Variable<tf.Rank.R1>;
-      if (train && !collect) {
+      if (train && !collect && this.fusedBn && l.activation !== "hswish") {
+        return bnActTrain(y, gamma, beta, l.activation, BN_EPSILON) as tf.Tensor4D;
+      } else if (train && !collect) {
         y = batchNormTrain(y, gamma, beta) as tf.Tensor4D;
       } else if (collect) {
         const { mean, variance } = tf.moments(y, [0, 1, 2]);

@@ -88,7 +88,7 @@ export class TrainPool {
     const pool = new TrainPool(workers, s.resolution * s.resolution * s.inputChannels);
     if (workers === 0) {
       await setupBackend(kernels);
-      pool.#local = new TfMobileNet(s);
+      pool.#local = new TfMobileNet(s, { fusedBn: kernels === "own" });
     } else {
       for (let i = 0; i < workers; i++) pool.#handles.push(new WorkerHandle());
       await Promise.all(pool.#handles.map((h) => h.call({ type: "init", spec, kernels })));

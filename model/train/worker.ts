@@ -43,7 +43,7 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
     switch (m.type) {
       case "init": {
         await setupBackend(m.kernels);
-        model = new TfMobileNet(buildSpec(m.spec));
+        model = new TfMobileNet(buildSpec(m.spec), { fusedBn: m.kernels === "own" });
         self.postMessage({ id: m.id, type: "ok" } satisfies WorkerReply);
         break;
       }

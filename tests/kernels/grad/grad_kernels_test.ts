@@ -9,6 +9,10 @@ import { depthwiseBackpropFilter } from "../../../kernels/grad/depthwise_backpro
 import { depthwiseBackpropInput } from "../../../kernels/grad/depthwise_backprop_input.ts";
 import { registerOwnGradKernels } from "../../../kernels/grad/register.ts";
 import { registerComposedGradKernels } from "../../../kernels/grad/composed.ts";
+import { dwBackpropFilterWasm, dwBackpropInputWasm } from "../../../kernels/grad/grad_wasm.ts";
+import { bnActTrain } from "../../../kernels/grad/bn_act.ts";
+import { buildGradWasm } from "../../../kernels/grad/build.ts";
+import { batchNormTrain } from "../../../model/train/mobilenet.ts";
 import { Rng } from "../../../model/train/rng.ts";
 
 /** Allowed difference, relative to the reference tensor's largest magnitude (issue #3: 1e-5). */
@@ -47,6 +51,14 @@ const DW_CASES: Case[] = [
   { name: "3x3 s2 same odd 7x9x3", x: [1, 7, 9, 3], k: 3, cout: 3, stride: 2, pad: "same" },
   { name: "5x5 s1 valid 9x9x2", x: [3, 9, 9, 2], k: 5, cout: 2, stride: 1, pad: "valid" },
   { name: "3x3 s2 valid 9x8x6", x: [2, 9, 8, 6], k: 3, cout: 6, stride: 2, pad: "valid" },
+  {
+    name: "3x3 s1 same batch 64 16x16x8 (long sums)",
+    x: [64, 16, 16, 8],
+    k: 3,
+    cout: 8,
+    stride: 1,
+    pad: "same",
+  },
 ];
 
 const CONV_CASES: Case[] = [
@@ -84,6 +96,12 @@ Deno.test("depthwise backprop filter and input match tfjs's cpu backend to 1e-5"
     const outI = new Float32Array(x.length);
     depthwiseBackpropInput(dy, w, g, outI);
     assertClose(outI, refI.dataSync(), `input ${c.name}`);
+    const wasmF = new Float32Array(w.length);
+    dwBackpropFilterWasm(x, dy, g, wasmF);
+    assertClose(wasmF, refF.dataSync(), `wasm filter ${c.name}`);
+    const wasmI = new Float32Array(x.length);
+    dwBackpropInputWasm(dy, w, g, wasmI);
+    assertClose(wasmI, refI.dataSync(), `wasm input ${c.name}`);
     tf.dispose([xt, dyt, wt, refF, refI]);
   }
 });
@@ -155,4 +173,43 @@ Deno.test("registered own and composed kernels give the cpu backend's gradients 
       ref.forEach((g, i) => assertClose(got[i]!, g, `${name} stride ${stride} grad ${i}`));
     }
   }
+});
+
+Deno.test("fused batch norm + relu/relu6/none (grad.wasm) matches the tfjs formulation on the cpu backend", async () => {
+  await tf.setBackend("cpu");
+  for (const shape of [[4, 5, 6, 7], [6, 2, 2, 132]] as [number, number, number, number][]) {
+    const rng = new Rng(6);
+    const size = shape.reduce((a, b) => a * b);
+    const c = shape[3];
+    const x = tf.tensor4d(Float32Array.from({ length: size }, () => rng.normal() * 3 + 2), shape);
+    const gamma = tf.tensor1d(Float32Array.from({ length: c }, () => rng.uniform(0.5, 2)));
+    const beta = tf.tensor1d(Float32Array.from({ length: c }, () => rng.normal()));
+    const r = tf.tensor4d(Float32Array.from({ length: size }, () => rng.normal()), shape);
+    const acts = { none: (t: tf.Tensor) => t, relu: tf.relu, relu6: tf.relu6 } as const;
+    for (const act of ["none", "relu", "relu6"] as const) {
+      const fused = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(bnActTrain(a, g, b, act, 1e-3), r));
+      const plain = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(acts[act](batchNormTrain(a, g, b)), r));
+      assertClose(
+        bnActTrain(x, gamma, beta, act, 1e-3).dataSync(),
+        acts[act](batchNormTrain(x, gamma, beta)).dataSync(),
+        `${act} forward`,
+      );
+      const gf = tf.grads(fused)([x, gamma, beta]);
+      const gp = tf.grads(plain)([x, gamma, beta]);
+      gf.forEach((g, i) =>
+        assertClose(g.dataSync(), gp[i]!.dataSync(), `${act} [${shape}] grad ${i}`)
+      );
+    }
+  }
+});
+
+Deno.test("grad.wasm rebuilds byte for byte from its AssemblyScript source and has zero imports", async () => {
+  const built = await buildGradWasm();
+  const committed = await Deno.readFile(
+    new URL("../../../kernels/grad/grad.wasm", import.meta.url),
+  );
+  assert.deepEqual(built, committed);
+  assert.equal(WebAssembly.Module.imports(new WebAssembly.Module(committed)).length, 0);
 });

@@ -1,0 +1,271 @@
+/**
+ * TypeScript side of kernels/grad/grad.wasm: loads the module (zero imports), manages its memory
+ * by bump allocation from `heapBase()`, copies operands in and results out.
+ *
+ * Each entry point has the same contract as its plain TypeScript reference
+ * (`depthwise_backprop_filter.ts`, `depthwise_backprop_input.ts`) or, for batch norm, as
+ * `batchNormTrain` in model/train/mobilenet.ts followed by the activation.
+ */
+import type { ConvGeometry } from "./conv_geometry.ts";
+
+interface GradExports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  dwBackpropFilter(
+    x: number,
+    dy: number,
+    out: number,
+    acc: number,
+    tmp: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    oh: number,
+    ow: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+  ): void;
+  dwBackpropInput(
+    dy: number,
+    f: number,
+    out: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    oh: number,
+    ow: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+  ): void;
+  bnForward(
+    x: number,
+    gamma: number,
+    beta: number,
+    y: number,
+    mean: number,
+    invStd: number,
+    acc: number,
+    tmp: number,
+    rows: number,
+    c: number,
+    eps: number,
+    act: number,
+  ): void;
+  bnBackward(
+    dy: number,
+    x: number,
+    y: number,
+    mean: number,
+    invStd: number,
+    gamma: number,
+    dx: number,
+    dgamma: number,
+    dbeta: number,
+    acc: number,
+    tmp: number,
+    rows: number,
+    c: number,
+    act: number,
+  ): void;
+}
+
+let instance: GradExports | undefined;
+
+function mod(): GradExports {
+  if (!instance) {
+    const bytes = Deno.readFileSync(new URL("./grad.wasm", import.meta.url));
+    const m = new WebAssembly.Module(bytes);
+    if (WebAssembly.Module.imports(m).length !== 0) {
+      throw new TypeError("Cannot load grad.wasm as it must have zero imports");
+    }
+    instance = new WebAssembly.Instance(m, {}).exports as unknown as GradExports;
+  }
+  return instance;
+}
+
+/** Lays out regions of the given byte sizes (16-byte aligned), growing memory; returns offsets. */
+function layout(sizes: number[]): number[] {
+  const m = mod();
+  let p = (m.heapBase() + 15) & ~15;
+  const out: number[] = [];
+  for (const s of sizes) {
+    out.push(p);
+    p += (s + 15) & ~15;
+  }
+  const need = p - m.memory.buffer.byteLength;
+  if (need > 0) m.memory.grow(Math.ceil(need / 65536));
+  return out;
+}
+
+function put(ptr: number, a: Float32Array): void {
+  new Float32Array(mod().memory.buffer, ptr, a.length).set(a);
+}
+
+function view(ptr: number, len: number): Float32Array {
+  return new Float32Array(mod().memory.buffer, ptr, len);
+}
+
+export function dwBackpropFilterWasm(
+  x: Float32Array,
+  dy: Float32Array,
+  g: ConvGeometry,
+  out: Float32Array,
+): void {
+  const xl = g.n * g.h * g.w * g.cin;
+  const dl = g.n * g.oh * g.ow * g.cin;
+  const taps = g.kh * g.kw * g.cin;
+  if (x.length < xl || dy.length < dl || out.length < taps) {
+    throw new RangeError(
+      `Cannot run depthwise backprop filter as buffers are too small for [${g.n},${g.h},${g.w},${g.cin}]`,
+    );
+  }
+  const [px, pd, po, pa, pt] = layout([xl * 4, dl * 4, taps * 4, taps * 8, g.cin * 4]);
+  put(px!, x.subarray(0, xl));
+  put(pd!, dy.subarray(0, dl));
+  mod().dwBackpropFilter(
+    px!,
+    pd!,
+    po!,
+    pa!,
+    pt!,
+    g.n,
+    g.h,
+    g.w,
+    g.cin,
+    g.oh,
+    g.ow,
+    g.kh,
+    g.kw,
+    g.sh,
+    g.sw,
+    g.pt,
+    g.pl,
+  );
+  out.set(view(po!, taps));
+}
+
+export function dwBackpropInputWasm(
+  dy: Float32Array,
+  f: Float32Array,
+  g: ConvGeometry,
+  out: Float32Array,
+): void {
+  const xl = g.n * g.h * g.w * g.cin;
+  const dl = g.n * g.oh * g.ow * g.cin;
+  const taps = g.kh * g.kw * g.cin;
+  if (out.length < xl || dy.length < dl || f.length < taps) {
+    throw new RangeError(
+      `Cannot run depthwise backprop input as buffers are too small for [${g.n},${g.h},${g.w},${g.cin}]`,
+    );
+  }
+  const [pd, pf, po] = layout([dl * 4, taps * 4, xl * 4]);
+  put(pd!, dy.subarray(0, dl));
+  put(pf!, f.subarray(0, taps));
+  mod().dwBackpropInput(
+    pd!,
+    pf!,
+    po!,
+    g.n,
+    g.h,
+    g.w,
+    g.cin,
+    g.oh,
+    g.ow,
+    g.kh,
+    g.kw,
+    g.sh,
+    g.sw,
+    g.pt,
+    g.pl,
+  );
+  out.set(view(po!, xl));
+}
+
+/** Activation codes shared with the module. */
+export const ACT = { none: 0, relu: 1, relu6: 2 } as const;
+
+/**
+ * Training batch norm + activation over `x` (rows x c). Returns views into module memory, valid
+ * until the next call: copy them out (e.g. `tf.tensor(view)`) at once.
+ */
+export function bnForwardWasm(
+  x: Float32Array,
+  gamma: Float32Array,
+  beta: Float32Array,
+  c: number,
+  eps: number,
+  act: number,
+): { y: Float32Array; mean: Float32Array; invStd: Float32Array } {
+  const size = x.length;
+  const rows = size / c;
+  if (!Number.isInteger(rows) || gamma.length !== c || beta.length !== c) {
+    throw new RangeError(
+      `Cannot run batch norm as ${size} values do not split into rows of ${c} channels`,
+    );
+  }
+  const [px, pg, pb, py, pm, pi, pa, pt] = layout([
+    size * 4,
+    c * 4,
+    c * 4,
+    size * 4,
+    c * 4,
+    c * 4,
+    c * 8,
+    c * 8,
+  ]);
+  put(px!, x);
+  put(pg!, gamma);
+  put(pb!, beta);
+  mod().bnForward(px!, pg!, pb!, py!, pm!, pi!, pa!, pt!, rows, c, eps, act);
+  return { y: view(py!, size), mean: view(pm!, c), invStd: view(pi!, c) };
+}
+
+/** Backward of `bnForwardWasm`; returns views into module memory, valid until the next call. */
+export function bnBackwardWasm(
+  dy: Float32Array,
+  x: Float32Array,
+  y: Float32Array,
+  mean: Float32Array,
+  invStd: Float32Array,
+  gamma: Float32Array,
+  c: number,
+  act: number,
+): { dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array } {
+  const size = x.length;
+  const rows = size / c;
+  if (!Number.isInteger(rows) || dy.length !== size || y.length !== size) {
+    throw new RangeError(
+      `Cannot run batch norm backward as ${size} values do not split into rows of ${c} channels`,
+    );
+  }
+  const [pdy, px, py, pm, pi, pg, pdg, pdb, pa, pt] = layout([
+    size * 4,
+    size * 4,
+    size * 4,
+    c * 4,
+    c * 4,
+    c * 4,
+    c * 4,
+    c * 4,
+    c * 16,
+    c * 12,
+  ]);
+  put(pdy!, dy);
+  put(px!, x);
+  put(py!, y);
+  put(pm!, mean);
+  put(pi!, invStd);
+  put(pg!, gamma);
+  mod().bnBackward(pdy!, px!, py!, pm!, pi!, pg!, pdy!, pdg!, pdb!, pa!, pt!, rows, c, act);
+  return { dx: view(pdy!, size), dgamma: view(pdg!, c), dbeta: view(pdb!, c) };
+}
