@@ -14,7 +14,7 @@ export function heapBase(): usize {
 }
 
 // @ts-ignore: decorator
-@inline function fma4(acc: v128, a: v128, b: v128): v128 {
+function fma4(acc: v128, a: v128, b: v128): v128 {
   return f32x4.add(acc, f32x4.mul(a, b));
 }
 
@@ -22,14 +22,17 @@ export function heapBase(): usize {
 function flush(acc: usize, tmp: usize, c: i32): void {
   let ch = 0;
   for (; ch + 4 <= c; ch += 4) {
-    const t = v128.load(tmp + (<usize>ch << 2));
-    const a0 = acc + (<usize>ch << 3);
+    const t = v128.load(tmp + (<usize> ch << 2));
+    const a0 = acc + (<usize> ch << 3);
     v128.store(a0, f64x2.add(v128.load(a0), f64x2.promote_low_f32x4(t)));
-    v128.store(a0 + 16, f64x2.add(v128.load(a0 + 16), f64x2.promote_low_f32x4(i32x4.shuffle(t, t, 2, 3, 0, 1))));
+    v128.store(
+      a0 + 16,
+      f64x2.add(v128.load(a0 + 16), f64x2.promote_low_f32x4(i32x4.shuffle(t, t, 2, 3, 0, 1))),
+    );
   }
   for (; ch < c; ch++) {
-    const p = acc + (<usize>ch << 3);
-    store<f64>(p, load<f64>(p) + <f64>load<f32>(tmp + (<usize>ch << 2)));
+    const p = acc + (<usize> ch << 3);
+    store<f64>(p, load<f64>(p) + <f64> load<f32>(tmp + (<usize> ch << 2)));
   }
 }
 
@@ -38,19 +41,34 @@ function flush(acc: usize, tmp: usize, c: i32): void {
  * kh*kw*c) and tmp (float32, c) are scratch.
  */
 export function dwBackpropFilter(
-  x: usize, dy: usize, out: usize, acc: usize, tmp: usize,
-  n: i32, h: i32, w: i32, c: i32, oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, sw: i32, pt: i32, pl: i32,
+  x: usize,
+  dy: usize,
+  out: usize,
+  acc: usize,
+  tmp: usize,
+  n: i32,
+  h: i32,
+  w: i32,
+  c: i32,
+  oh: i32,
+  ow: i32,
+  kh: i32,
+  kw: i32,
+  sh: i32,
+  sw: i32,
+  pt: i32,
+  pl: i32,
 ): void {
   const taps = kh * kw * c;
-  memory.fill(acc, 0, <usize>taps << 3);
-  const rowBytes = <usize>c << 2;
+  memory.fill(acc, 0, <usize> taps << 3);
+  const rowBytes = <usize> c << 2;
   for (let b = 0; b < n; b++) {
     for (let oy = 0; oy < oh; oy++) {
-      const dyRow = dy + ((<usize>(b * oh + oy) * <usize>ow * <usize>c) << 2);
+      const dyRow = dy + ((<usize> (b * oh + oy) * <usize> ow * <usize> c) << 2);
       for (let ky = 0; ky < kh; ky++) {
         const iy = oy * sh + ky - pt;
         if (iy < 0 || iy >= h) continue;
-        const xRow = x + ((<usize>(b * h + iy) * <usize>w * <usize>c) << 2);
+        const xRow = x + ((<usize> (b * h + iy) * <usize> w * <usize> c) << 2);
         for (let kx = 0; kx < kw; kx++) {
           memory.fill(tmp, 0, rowBytes);
           let any = false;
@@ -58,53 +76,68 @@ export function dwBackpropFilter(
             const ix = ox * sw + kx - pl;
             if (ix < 0 || ix >= w) continue;
             any = true;
-            const xp = xRow + ((<usize>ix * <usize>c) << 2);
-            const dp = dyRow + ((<usize>ox * <usize>c) << 2);
+            const xp = xRow + ((<usize> ix * <usize> c) << 2);
+            const dp = dyRow + ((<usize> ox * <usize> c) << 2);
             let ch = 0;
             for (; ch + 4 <= c; ch += 4) {
-              const o = <usize>ch << 2;
+              const o = <usize> ch << 2;
               v128.store(tmp + o, fma4(v128.load(tmp + o), v128.load(xp + o), v128.load(dp + o)));
             }
             for (; ch < c; ch++) {
-              const o = <usize>ch << 2;
+              const o = <usize> ch << 2;
               store<f32>(tmp + o, load<f32>(tmp + o) + load<f32>(xp + o) * load<f32>(dp + o));
             }
           }
-          if (any) flush(acc + ((<usize>(ky * kw + kx) * <usize>c) << 3), tmp, c);
+          if (any) flush(acc + ((<usize> (ky * kw + kx) * <usize> c) << 3), tmp, c);
         }
       }
     }
   }
-  for (let i = 0; i < taps; i++) store<f32>(out + (<usize>i << 2), <f32>load<f64>(acc + (<usize>i << 3)));
+  for (let i = 0; i < taps; i++) {
+    store<f32>(out + (<usize> i << 2), <f32> load<f64>(acc + (<usize> i << 3)));
+  }
 }
 
 /** dL/dx of a depthwise convolution (multiplier 1): out[n*h*w*c]. */
 export function dwBackpropInput(
-  dy: usize, f: usize, out: usize,
-  n: i32, h: i32, w: i32, c: i32, oh: i32, ow: i32, kh: i32, kw: i32, sh: i32, sw: i32, pt: i32, pl: i32,
+  dy: usize,
+  f: usize,
+  out: usize,
+  n: i32,
+  h: i32,
+  w: i32,
+  c: i32,
+  oh: i32,
+  ow: i32,
+  kh: i32,
+  kw: i32,
+  sh: i32,
+  sw: i32,
+  pt: i32,
+  pl: i32,
 ): void {
-  memory.fill(out, 0, <usize>n * <usize>h * <usize>w * <usize>c << 2);
+  memory.fill(out, 0, <usize> n * <usize> h * <usize> w * <usize> c << 2);
   for (let b = 0; b < n; b++) {
     for (let oy = 0; oy < oh; oy++) {
-      const dyRow = dy + ((<usize>(b * oh + oy) * <usize>ow * <usize>c) << 2);
+      const dyRow = dy + ((<usize> (b * oh + oy) * <usize> ow * <usize> c) << 2);
       for (let ky = 0; ky < kh; ky++) {
         const iy = oy * sh + ky - pt;
         if (iy < 0 || iy >= h) continue;
-        const xRow = out + ((<usize>(b * h + iy) * <usize>w * <usize>c) << 2);
+        const xRow = out + ((<usize> (b * h + iy) * <usize> w * <usize> c) << 2);
         for (let kx = 0; kx < kw; kx++) {
-          const fp = f + ((<usize>(ky * kw + kx) * <usize>c) << 2);
+          const fp = f + ((<usize> (ky * kw + kx) * <usize> c) << 2);
           for (let ox = 0; ox < ow; ox++) {
             const ix = ox * sw + kx - pl;
             if (ix < 0 || ix >= w) continue;
-            const xp = xRow + ((<usize>ix * <usize>c) << 2);
-            const dp = dyRow + ((<usize>ox * <usize>c) << 2);
+            const xp = xRow + ((<usize> ix * <usize> c) << 2);
+            const dp = dyRow + ((<usize> ox * <usize> c) << 2);
             let ch = 0;
             for (; ch + 4 <= c; ch += 4) {
-              const o = <usize>ch << 2;
+              const o = <usize> ch << 2;
               v128.store(xp + o, fma4(v128.load(xp + o), v128.load(dp + o), v128.load(fp + o)));
             }
             for (; ch < c; ch++) {
-              const o = <usize>ch << 2;
+              const o = <usize> ch << 2;
               store<f32>(xp + o, load<f32>(xp + o) + load<f32>(dp + o) * load<f32>(fp + o));
             }
           }
@@ -115,17 +148,25 @@ export function dwBackpropInput(
 }
 
 /** Per-channel sums over `rows` rows of c floats into acc (float64): sum of v, or of (v - mean)^2. */
-function channelSums(x: usize, rows: i32, c: i32, acc: usize, tmp: usize, mean: usize, squared: bool): void {
-  memory.fill(acc, 0, <usize>c << 3);
+function channelSums(
+  x: usize,
+  rows: i32,
+  c: i32,
+  acc: usize,
+  tmp: usize,
+  mean: usize,
+  squared: bool,
+): void {
+  memory.fill(acc, 0, <usize> c << 3);
   const block = 64;
   for (let r0 = 0; r0 < rows; r0 += block) {
     const r1 = min(rows, r0 + block);
-    memory.fill(tmp, 0, <usize>c << 2);
+    memory.fill(tmp, 0, <usize> c << 2);
     for (let r = r0; r < r1; r++) {
-      const xp = x + ((<usize>r * <usize>c) << 2);
+      const xp = x + ((<usize> r * <usize> c) << 2);
       let ch = 0;
       for (; ch + 4 <= c; ch += 4) {
-        const o = <usize>ch << 2;
+        const o = <usize> ch << 2;
         let v = v128.load(xp + o);
         if (squared) {
           v = f32x4.sub(v, v128.load(mean + o));
@@ -134,7 +175,7 @@ function channelSums(x: usize, rows: i32, c: i32, acc: usize, tmp: usize, mean: 
         v128.store(tmp + o, f32x4.add(v128.load(tmp + o), v));
       }
       for (; ch < c; ch++) {
-        const o = <usize>ch << 2;
+        const o = <usize> ch << 2;
         let v = load<f32>(xp + o);
         if (squared) {
           v -= load<f32>(mean + o);
@@ -153,21 +194,33 @@ function channelSums(x: usize, rows: i32, c: i32, acc: usize, tmp: usize, mean: 
  * invStd (c floats each) for the backward pass.
  */
 export function bnForward(
-  x: usize, gamma: usize, beta: usize, y: usize, mean: usize, invStd: usize, acc: usize, tmp: usize,
-  rows: i32, c: i32, eps: f32, act: i32,
+  x: usize,
+  gamma: usize,
+  beta: usize,
+  y: usize,
+  mean: usize,
+  invStd: usize,
+  acc: usize,
+  tmp: usize,
+  rows: i32,
+  c: i32,
+  eps: f32,
+  act: i32,
 ): void {
   channelSums(x, rows, c, acc, tmp, mean, false);
-  for (let ch = 0; ch < c; ch++) store<f32>(mean + (<usize>ch << 2), <f32>(load<f64>(acc + (<usize>ch << 3)) / <f64>rows));
+  for (let ch = 0; ch < c; ch++) {
+    store<f32>(mean + (<usize> ch << 2), <f32> (load<f64>(acc + (<usize> ch << 3)) / <f64> rows));
+  }
   channelSums(x, rows, c, acc, tmp, mean, true);
   for (let ch = 0; ch < c; ch++) {
-    const v = load<f64>(acc + (<usize>ch << 3)) / <f64>rows;
-    store<f32>(invStd + (<usize>ch << 2), <f32>(1.0 / Math.sqrt(v + <f64>eps)));
+    const v = load<f64>(acc + (<usize> ch << 3)) / <f64> rows;
+    store<f32>(invStd + (<usize> ch << 2), <f32> (1.0 / Math.sqrt(v + <f64> eps)));
   }
   // y = x * scale + shift with scale = gamma * invStd, shift = beta - mean * scale (in tmp).
   const scale = tmp;
-  const shift = tmp + (<usize>c << 2);
+  const shift = tmp + (<usize> c << 2);
   for (let ch = 0; ch < c; ch++) {
-    const o = <usize>ch << 2;
+    const o = <usize> ch << 2;
     const s = load<f32>(gamma + o) * load<f32>(invStd + o);
     store<f32>(scale + o, s);
     store<f32>(shift + o, load<f32>(beta + o) - load<f32>(mean + o) * s);
@@ -175,21 +228,21 @@ export function bnForward(
   const zero = f32x4.splat(0);
   const six = f32x4.splat(6);
   for (let r = 0; r < rows; r++) {
-    const xp = x + ((<usize>r * <usize>c) << 2);
-    const yp = y + ((<usize>r * <usize>c) << 2);
+    const xp = x + ((<usize> r * <usize> c) << 2);
+    const yp = y + ((<usize> r * <usize> c) << 2);
     let ch = 0;
     for (; ch + 4 <= c; ch += 4) {
-      const o = <usize>ch << 2;
+      const o = <usize> ch << 2;
       let v = fma4(v128.load(shift + o), v128.load(xp + o), v128.load(scale + o));
       if (act >= 1) v = f32x4.max(v, zero);
       if (act == 2) v = f32x4.min(v, six);
       v128.store(yp + o, v);
     }
     for (; ch < c; ch++) {
-      const o = <usize>ch << 2;
+      const o = <usize> ch << 2;
       let v = load<f32>(xp + o) * load<f32>(scale + o) + load<f32>(shift + o);
-      if (act >= 1) v = max(v, <f32>0);
-      if (act == 2) v = min(v, <f32>6);
+      if (act >= 1) v = max(v, <f32> 0);
+      if (act == 2) v = min(v, <f32> 6);
       store<f32>(yp + o, v);
     }
   }
@@ -200,25 +253,36 @@ export function bnForward(
  * writes dx (may alias dy), dgamma and dbeta (c floats each).
  */
 export function bnBackward(
-  dy: usize, x: usize, y: usize, mean: usize, invStd: usize, gamma: usize,
-  dx: usize, dgamma: usize, dbeta: usize, acc: usize, tmp: usize,
-  rows: i32, c: i32, act: i32,
+  dy: usize,
+  x: usize,
+  y: usize,
+  mean: usize,
+  invStd: usize,
+  gamma: usize,
+  dx: usize,
+  dgamma: usize,
+  dbeta: usize,
+  acc: usize,
+  tmp: usize,
+  rows: i32,
+  c: i32,
+  act: i32,
 ): void {
   // Pass 1: dbeta = sum(g), dgamma = sum(g * xhat), g = dy masked by the activation.
-  const acc2 = acc + (<usize>c << 3);
-  const tmp2 = tmp + (<usize>c << 2);
-  memory.fill(acc, 0, <usize>c << 4);
+  const acc2 = acc + (<usize> c << 3);
+  const tmp2 = tmp + (<usize> c << 2);
+  memory.fill(acc, 0, <usize> c << 4);
   const zero = f32x4.splat(0);
   const six = f32x4.splat(6);
   const block = 64;
   for (let r0 = 0; r0 < rows; r0 += block) {
     const r1 = min(rows, r0 + block);
-    memory.fill(tmp, 0, <usize>c << 3);
+    memory.fill(tmp, 0, <usize> c << 3);
     for (let r = r0; r < r1; r++) {
-      const off = (<usize>r * <usize>c) << 2;
+      const off = (<usize> r * <usize> c) << 2;
       let ch = 0;
       for (; ch + 4 <= c; ch += 4) {
-        const o = <usize>ch << 2;
+        const o = <usize> ch << 2;
         let g = v128.load(dy + off + o);
         if (act >= 1) {
           const yv = v128.load(y + off + o);
@@ -226,12 +290,15 @@ export function bnBackward(
           if (act == 2) m = v128.and(m, f32x4.lt(yv, six));
           g = v128.and(g, m);
         }
-        const xh = f32x4.mul(f32x4.sub(v128.load(x + off + o), v128.load(mean + o)), v128.load(invStd + o));
+        const xh = f32x4.mul(
+          f32x4.sub(v128.load(x + off + o), v128.load(mean + o)),
+          v128.load(invStd + o),
+        );
         v128.store(tmp + o, f32x4.add(v128.load(tmp + o), g));
         v128.store(tmp2 + o, fma4(v128.load(tmp2 + o), g, xh));
       }
       for (; ch < c; ch++) {
-        const o = <usize>ch << 2;
+        const o = <usize> ch << 2;
         let g = load<f32>(dy + off + o);
         const yv = load<f32>(y + off + o);
         if (act >= 1 && !(yv > 0)) g = 0;
@@ -246,24 +313,24 @@ export function bnBackward(
   }
   // Per-channel constants: dx = k * (g - dbeta/m - xhat * dgamma/m), k = gamma * invStd.
   const kk = tmp;
-  const mb = tmp + (<usize>c << 2);
-  const mg = tmp + (<usize>c << 3);
-  const inv = 1.0 / <f64>rows;
+  const mb = tmp + (<usize> c << 2);
+  const mg = tmp + (<usize> c << 3);
+  const inv = 1.0 / <f64> rows;
   for (let ch = 0; ch < c; ch++) {
-    const o = <usize>ch << 2;
-    const db = load<f64>(acc + (<usize>ch << 3));
-    const dg = load<f64>(acc2 + (<usize>ch << 3));
-    store<f32>(dbeta + o, <f32>db);
-    store<f32>(dgamma + o, <f32>dg);
+    const o = <usize> ch << 2;
+    const db = load<f64>(acc + (<usize> ch << 3));
+    const dg = load<f64>(acc2 + (<usize> ch << 3));
+    store<f32>(dbeta + o, <f32> db);
+    store<f32>(dgamma + o, <f32> dg);
     store<f32>(kk + o, load<f32>(gamma + o) * load<f32>(invStd + o));
-    store<f32>(mb + o, <f32>(db * inv));
-    store<f32>(mg + o, <f32>(dg * inv));
+    store<f32>(mb + o, <f32> (db * inv));
+    store<f32>(mg + o, <f32> (dg * inv));
   }
   for (let r = 0; r < rows; r++) {
-    const off = (<usize>r * <usize>c) << 2;
+    const off = (<usize> r * <usize> c) << 2;
     let ch = 0;
     for (; ch + 4 <= c; ch += 4) {
-      const o = <usize>ch << 2;
+      const o = <usize> ch << 2;
       let g = v128.load(dy + off + o);
       if (act >= 1) {
         const yv = v128.load(y + off + o);
@@ -271,18 +338,24 @@ export function bnBackward(
         if (act == 2) m = v128.and(m, f32x4.lt(yv, six));
         g = v128.and(g, m);
       }
-      const xh = f32x4.mul(f32x4.sub(v128.load(x + off + o), v128.load(mean + o)), v128.load(invStd + o));
+      const xh = f32x4.mul(
+        f32x4.sub(v128.load(x + off + o), v128.load(mean + o)),
+        v128.load(invStd + o),
+      );
       const t = f32x4.sub(f32x4.sub(g, v128.load(mb + o)), f32x4.mul(xh, v128.load(mg + o)));
       v128.store(dx + off + o, f32x4.mul(t, v128.load(kk + o)));
     }
     for (; ch < c; ch++) {
-      const o = <usize>ch << 2;
+      const o = <usize> ch << 2;
       let g = load<f32>(dy + off + o);
       const yv = load<f32>(y + off + o);
       if (act >= 1 && !(yv > 0)) g = 0;
       if (act == 2 && !(yv < 6)) g = 0;
       const xh = (load<f32>(x + off + o) - load<f32>(mean + o)) * load<f32>(invStd + o);
-      store<f32>(dx + off + o, (g - load<f32>(mb + o) - xh * load<f32>(mg + o)) * load<f32>(kk + o));
+      store<f32>(
+        dx + off + o,
+        (g - load<f32>(mb + o) - xh * load<f32>(mg + o)) * load<f32>(kk + o),
+      );
     }
   }
 }
