@@ -142,41 +142,45 @@ const benches: Bench[] = [
   fcBench("fc 1024->10 float logits batch 8", 8, 1024, 10),
 ];
 
-/** Median seconds per call of f, run in rounds of `reps` calls. */
+/** Seconds per call of f, averaged over `reps` calls. */
 function time(f: () => void, reps: number): number {
   const t0 = performance.now();
   for (let i = 0; i < reps; i++) f();
   return (performance.now() - t0) / 1000 / reps;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * p)]!;
 
 console.log(
   `int8 kernels, one thread, ${
     quick ? "quick" : "full"
   } run (${navigator.hardwareConcurrency} cores visible)`,
 );
+console.log(
+  "GMAC/s from the median sample, 10th-percentile time in parentheses (closer to uncontended on a shared machine)",
+);
 console.log("| kernel | MACs | TS reference GMAC/s | wasm SIMD GMAC/s | wasm / TS |");
 console.log("|---|---:|---:|---:|---:|");
 for (const b of benches) {
-  // warm up, then pick repetitions for ~20 ms (wasm) and ~50 ms (TS) rounds
+  // warm up (V8 tiers wasm up in the background), then samples of ~0.5 ms (wasm) / ~5 ms (TS)
+  for (let i = 0; i < 20; i++) b.wasm();
   b.ref();
-  b.wasm();
-  const tw = time(b.wasm, 3);
-  const tr = time(b.ref, 1);
-  const repsW = Math.max(1, Math.round(0.02 / tw));
-  const repsR = Math.max(1, Math.round(0.05 / tr));
+  const repsW = Math.max(1, Math.round(0.0005 / time(b.wasm, 3)));
+  const repsR = Math.max(1, Math.round(0.005 / time(b.ref, 1)));
   const rw: number[] = [];
   const rr: number[] = [];
-  for (let round = 0; round < (quick ? 3 : 7); round++) {
-    rw.push(time(b.wasm, repsW));
+  for (let round = 0; round < (quick ? 5 : 15); round++) {
+    for (let i = 0; i < 4; i++) rw.push(time(b.wasm, repsW));
     rr.push(time(b.ref, repsR));
   }
-  const gw = b.macs / median(rw) / 1e9;
-  const gr = b.macs / median(rr) / 1e9;
+  const g = (t: number) => b.macs / t / 1e9;
+  const gw = g(pct(rw, 0.5));
+  const gr = g(pct(rr, 0.5));
+  const gw10 = g(pct(rw, 0.1));
+  const gr10 = g(pct(rr, 0.1));
   console.log(
-    `| ${b.name} | ${b.macs.toLocaleString("en")} | ${gr.toFixed(3)} | ${gw.toFixed(2)} | ${
-      (gw / gr).toFixed(0)
-    }x |`,
+    `| ${b.name} | ${b.macs.toLocaleString("en")} | ${gr.toFixed(3)} (${gr10.toFixed(3)}) | ${
+      gw.toFixed(2)
+    } (${gw10.toFixed(2)}) | ${(gw / gr).toFixed(0)}x (${(gw10 / gr10).toFixed(0)}x) |`,
   );
 }
