@@ -37,7 +37,11 @@ export interface SchedulerOptions {
   workers?: number;
   /** Largest batch sent to a worker (Triton's max_batch_size); default 16. */
   maxBatch?: number;
-  /** Longest a request waits for a batch to fill (Triton's max_queue_delay); default 1 ms. */
+  /**
+   * Longest a request waits for a batch to fill while a worker is idle (Triton's
+   * max_queue_delay); default 0, as Triton's: with one worker per core, batches form by themselves
+   * while the workers are busy, and waiting with a worker idle only adds latency.
+   */
   maxWaitMs?: number;
   /** Requests a variant's queue holds before refusing with `queue_full`; default 128. */
   maxQueue?: number;
@@ -182,7 +186,7 @@ export class Scheduler {
     this.workerCount = positiveInt("workers", opts.workers ?? navigator.hardwareConcurrency ?? 1);
     this.maxBatch = positiveInt("maxBatch", opts.maxBatch ?? 16);
     this.maxQueue = positiveInt("maxQueue", opts.maxQueue ?? 128);
-    this.maxWaitMs = opts.maxWaitMs ?? 1;
+    this.maxWaitMs = opts.maxWaitMs ?? 0;
     if (!(this.maxWaitMs >= 0)) {
       throw new RangeError(
         `Cannot create the scheduler as maxWaitMs must be >= 0: current value is ${this.maxWaitMs}`,

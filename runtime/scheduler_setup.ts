@@ -5,7 +5,7 @@
  * `beta=auto` choice over the manifest's accuracy table.
  *
  * Environment: `WORKERS` (default: one per core; 0 runs inference in the server thread through the
- * registry, no scheduler), `MAX_BATCH` (16), `MAX_WAIT_MS` (1),
+ * registry, no scheduler), `MAX_BATCH` (16), `MAX_WAIT_MS` (0),
  * `MAX_QUEUE` (128 per variant), `ORT_THREADS` (per worker, default 1).
  */
 import { betaKey, BETAS } from "../model/export/manifest.ts";
