@@ -169,6 +169,43 @@ export function gemmU8(
     const ob = out + (<usize> j << 3);
     const wend = wb + blockBytes;
     let r = 0;
+    for (; r + 6 <= m; r += 6) {
+      let pa = a + <usize> r * rowBytes;
+      let pw = wb;
+      let c00 = b0, c01 = b1, c10 = b0, c11 = b1, c20 = b0, c21 = b1, c30 = b0, c31 = b1;
+      let c40 = b0, c41 = b1, c50 = b0, c51 = b1;
+      while (pw < wend) {
+        const w0 = v128.load(pw);
+        const w1 = v128.load(pw, 16);
+        let x = v128.load32_splat(pa);
+        c00 = i32x4.add(c00, i32x4.dot_i16x8_s(x, w0));
+        c01 = i32x4.add(c01, i32x4.dot_i16x8_s(x, w1));
+        x = v128.load32_splat(pa + rowBytes);
+        c10 = i32x4.add(c10, i32x4.dot_i16x8_s(x, w0));
+        c11 = i32x4.add(c11, i32x4.dot_i16x8_s(x, w1));
+        x = v128.load32_splat(pa + (rowBytes << 1));
+        c20 = i32x4.add(c20, i32x4.dot_i16x8_s(x, w0));
+        c21 = i32x4.add(c21, i32x4.dot_i16x8_s(x, w1));
+        x = v128.load32_splat(pa + rowBytes * 3);
+        c30 = i32x4.add(c30, i32x4.dot_i16x8_s(x, w0));
+        c31 = i32x4.add(c31, i32x4.dot_i16x8_s(x, w1));
+        x = v128.load32_splat(pa + (rowBytes << 2));
+        c40 = i32x4.add(c40, i32x4.dot_i16x8_s(x, w0));
+        c41 = i32x4.add(c41, i32x4.dot_i16x8_s(x, w1));
+        x = v128.load32_splat(pa + rowBytes * 5);
+        c50 = i32x4.add(c50, i32x4.dot_i16x8_s(x, w0));
+        c51 = i32x4.add(c51, i32x4.dot_i16x8_s(x, w1));
+        pw += 32;
+        pa += 4;
+      }
+      const o = ob + <usize> r * ld;
+      store8(o, requant4(c00, s0, flo, fhi, zpv), requant4(c01, s1, flo, fhi, zpv), cnt);
+      store8(o + ld, requant4(c10, s0, flo, fhi, zpv), requant4(c11, s1, flo, fhi, zpv), cnt);
+      store8(o + 2 * ld, requant4(c20, s0, flo, fhi, zpv), requant4(c21, s1, flo, fhi, zpv), cnt);
+      store8(o + 3 * ld, requant4(c30, s0, flo, fhi, zpv), requant4(c31, s1, flo, fhi, zpv), cnt);
+      store8(o + 4 * ld, requant4(c40, s0, flo, fhi, zpv), requant4(c41, s1, flo, fhi, zpv), cnt);
+      store8(o + 5 * ld, requant4(c50, s0, flo, fhi, zpv), requant4(c51, s1, flo, fhi, zpv), cnt);
+    }
     for (; r + 4 <= m; r += 4) {
       let pa = a + <usize> r * rowBytes;
       let pw = wb;
