@@ -278,9 +278,13 @@ export class Int8Engine {
 
   /**
    * Classifies a batch: `input` is float32 NCHW (normalized as the model expects), the result is
-   * `n * classes` float32 logits.
+   * `n * classes` float32 logits, written into `out` when given (then nothing is allocated).
    */
-  run(input: Float32Array, shape: readonly [number, number, number, number]): Float32Array {
+  run(
+    input: Float32Array,
+    shape: readonly [number, number, number, number],
+    out?: Float32Array,
+  ): Float32Array {
     const [n, c, h, w] = shape;
     if (shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
       throw new TypeError(
@@ -303,8 +307,15 @@ export class Int8Engine {
         }]: current length is ${input.length}`,
       );
     }
+    if (out && out.length !== n * this.classes) {
+      throw new TypeError(
+        `Cannot run the engine as the output buffer must hold ${
+          n * this.classes
+        } values: current length is ${out.length}`,
+      );
+    }
     const res = this.#resolution(h, w);
-    const out = new Float32Array(n * this.classes);
+    const logits = out ?? new Float32Array(n * this.classes);
     for (let start = 0; start < n; start += this.maxBatch) {
       const nb = Math.min(this.maxBatch, n - start);
       this.#quantizeInput(
@@ -316,9 +327,9 @@ export class Int8Engine {
         res,
       );
       this.#forward(res, nb);
-      out.set(this.#wasm.f32(res.logits, nb * this.classes), start * this.classes);
+      logits.set(this.#wasm.f32(res.logits, nb * this.classes), start * this.classes);
     }
-    return out;
+    return logits;
   }
 
   /** QuantizeLinear as onnxruntime computes it, NCHW float -> NHWC uint8 in wasm memory. */

@@ -57,6 +57,13 @@ Deno.test("Int8Engine allocates no wasm memory for repeated requests at a seen r
   const bytes = engine.memoryBytes;
   for (let i = 0; i < 20; i++) assert.deepEqual(engine.run(x, [2, 1, 28, 28]), first);
   assert.equal(engine.memoryBytes, bytes);
+  const out = new Float32Array(20);
+  assert.equal(engine.run(x, [2, 1, 28, 28], out), out);
+  assert.deepEqual(out, first);
+  assert.throws(
+    () => engine.run(x, [2, 1, 28, 28], new Float32Array(3)),
+    /output buffer must hold 20 values/,
+  );
 });
 
 Deno.test("Int8Engine.run() rejects a wrong channel count and a wrong data length, naming the shape", async () => {
