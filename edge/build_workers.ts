@@ -3,7 +3,7 @@
  *
  * 1. Writes `edge/workers/entry.js`, which imports the kernels `.wasm` (CompiledWasm), the
  *    manifest (JSON) and each shipped ONNX file (Data) and hands them to `createWorker`
- *    (`edge/worker.ts`). `--alphas` keeps only some widths (the manifest is filtered to match).
+ *    (`edge/worker.ts`). `--alphas` keeps only some widths (the Worker serves only those).
  * 2. Bundles it with wrangler (`wrangler deploy --dry-run --outdir edge/workers/dist`), the same
  *    bundling `wrangler dev` and `wrangler deploy` do.
  * 3. Measures the upload: every module's size raw and gzipped (computed here, level 9, and the
@@ -50,8 +50,8 @@ interface ManifestJson {
 }
 
 /**
- * Writes the manifest the bundle serves (all widths, or those in `alphas`) and `entry.js`
- * importing exactly its files. Returns the model files bundled.
+ * Writes `entry.js`, importing the shipped manifest and exactly the ONNX files of the widths served
+ * (all, or those in `alphas`). Returns the model files bundled.
  */
 export async function writeEntry(alphas?: number[]): Promise<string[]> {
   const manifest = JSON.parse(
@@ -64,15 +64,11 @@ export async function writeEntry(alphas?: number[]): Promise<string[]> {
         `shipped are ${manifest.models.map((m) => m.alpha).join(", ")}`,
     );
   }
-  await Deno.writeTextFile(
-    new URL("manifest.json", WORKERS_DIR),
-    JSON.stringify({ ...manifest, models }, null, 2) + "\n",
-  );
   const lines = [
     "// Written by edge/build_workers.ts (deno task build:workers): do not edit.",
     'import { createWorker } from "../worker.ts";',
     'import kernels from "../../kernels/wasm/kernels.wasm";',
-    'import manifest from "./manifest.json";',
+    'import manifest from "../../model/artifacts/manifest.json";',
     ...models.map((m, i) => `import m${i} from "../../model/artifacts/${m.file}";`),
     "",
     "export default createWorker({",
@@ -81,6 +77,7 @@ export async function writeEntry(alphas?: number[]): Promise<string[]> {
     ...models.map((m, i) => `    ${JSON.stringify(m.file)}: m${i},`),
     "  },",
     "  kernels,",
+    ...(alphas ? [`  alphas: ${JSON.stringify(alphas)},`] : []),
     '  dir: "model/artifacts/",',
     "});",
     "",

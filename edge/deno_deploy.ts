@@ -2,7 +2,8 @@
  * Deno Deploy entry: the same app as `main.ts`, with nothing Deploy forbids. It reads no
  * environment and writes no file; the models are read relative to this module
  * (`model/artifacts/`, resolved from `import.meta.url` by the registry); inference runs in this
- * isolate (no worker threads, no subprocess, no FFI).
+ * isolate on the project's own int8 engine, `kernels-wasm` (no worker threads, no subprocess, no
+ * FFI).
  *
  * `deno task check:deploy` runs it with exactly `--allow-net --allow-read=<repo>` and classifies
  * a fixture. Locally, the first argument is the port (0: any free one) and it binds 127.0.0.1;
@@ -18,7 +19,9 @@ import { ModelRegistry } from "../runtime/registry.ts";
 export async function deployApp(): Promise<
   { app: ReturnType<typeof createApp>; registry: ModelRegistry }
 > {
-  const registry = await ModelRegistry.open();
+  // The project's own engine: ~0.1 s to first answer where onnxruntime-web needs ~2 s to compile
+  // its 14 MB wasm, and a cold start is paid on every new isolate.
+  const registry = await ModelRegistry.open({ backends: ["kernels-wasm"] });
   const costDefaults = servedCostDefaults(registry);
   const app = createApp({
     readiness: registry,

@@ -45,6 +45,8 @@ export interface EdgeModelSource {
   kernels: WebAssembly.Module;
   /** Where the files came from, for messages (the manifest's directory in the bundle). */
   dir?: string;
+  /** Serve only these widths (the bundle then carries only their files). Default: all. */
+  alphas?: readonly number[];
   /** Warm-up runs per variant and beta; 0 skips warming. Default 3. */
   warmupRuns?: number;
 }
@@ -105,10 +107,16 @@ export class EdgeRegistry {
     this.#source = source;
     this.dir = (source.dir ?? "model/artifacts/").replace(/\/?$/, "/");
     const manifest = parseManifest(source.manifest);
-    if (manifest.models.length === 0) {
-      throw new RangeError(`Cannot serve from ${this.dir}manifest.json as it lists no models`);
+    const keep = source.alphas;
+    const models = keep ? manifest.models.filter((m) => keep.includes(m.alpha)) : manifest.models;
+    if (models.length === 0) {
+      throw new RangeError(
+        `Cannot serve from ${this.dir}manifest.json as it lists no models${
+          keep ? ` with alpha in ${keep.join(", ")}` : ""
+        }`,
+      );
     }
-    this.#variants = manifest.models.map(variantOf);
+    this.#variants = models.map(variantOf);
   }
 
   get variants(): readonly Variant[] {
