@@ -47,6 +47,16 @@ interface GradExports {
     pt: number,
     pl: number,
   ): void;
+  pwBackpropFilter(
+    x: number,
+    dy: number,
+    out: number,
+    acc: number,
+    tmp: number,
+    m: number,
+    cin: number,
+    cout: number,
+  ): void;
   bnForward(
     x: number,
     gamma: number,
@@ -189,6 +199,31 @@ export function dwBackpropInputWasm(
     g.pl,
   );
   out.set(view(po!, xl));
+}
+
+/**
+ * dL/dW of a 1x1 stride-1 convolution: `out[ci * cout + co] = sum_r x[r, ci] * dy[r, co]` over
+ * the m = N*H*W rows (the filter layout `[1, 1, cin, cout]`).
+ */
+export function pwBackpropFilterWasm(
+  x: Float32Array,
+  dy: Float32Array,
+  m: number,
+  cin: number,
+  cout: number,
+  out: Float32Array,
+): void {
+  if (x.length < m * cin || dy.length < m * cout || out.length < cin * cout) {
+    throw new RangeError(
+      `Cannot run pointwise backprop filter as buffers are too small for ${m} rows of ${cin} -> ${cout}`,
+    );
+  }
+  const total = cin * cout;
+  const [px, pd, po, pa, pt] = layout([m * cin * 4, m * cout * 4, total * 4, total * 8, total * 4]);
+  put(px!, x.subarray(0, m * cin));
+  put(pd!, dy.subarray(0, m * cout));
+  mod().pwBackpropFilter(px!, pd!, po!, pa!, pt!, m, cin, cout);
+  out.set(view(po!, total));
 }
 
 /** Activation codes shared with the module. */

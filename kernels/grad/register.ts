@@ -5,9 +5,11 @@
  *   SIMD kernels (grad.wasm; plain TypeScript references in depthwise_backprop_*.ts);
  * - the general `Conv2DBackpropFilter` (the first 3x3 convolution, 1-4 input channels) runs as
  *   direct TypeScript loops over the tensors' own memory (the wasm heap, no copies);
- * - the 1x1 stride-1 cases of `Conv2DBackpropFilter` and `Conv2DBackpropInput` are matrix products
- *   (`x^T dy` and `dy W^T`) and run as tfjs's BatchMatMul, far faster than the wasm backend's
- *   generic backprop-input loop.
+ * - the 1x1 stride-1 `Conv2DBackpropFilter` (`x^T dy`, the pointwise layers) is a WASM SIMD kernel
+ *   with 4x16 register tiles;
+ * - the 1x1 stride-1 `Conv2DBackpropInput` (`dy W^T`) runs as tfjs's BatchMatMul with W transposed
+ *   explicitly (its XNNPACK path takes no transposes), far faster than the wasm backend's generic
+ *   backprop-input loop.
  * Any other shape falls back to the backend's own kernel or the composed one.
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -19,7 +21,7 @@ import {
 } from "./composed.ts";
 import { conv2dBackpropFilter } from "./conv2d_backprop_filter.ts";
 import { geometryOf } from "./conv_geometry.ts";
-import { dwBackpropFilterWasm, dwBackpropInputWasm } from "./grad_wasm.ts";
+import { dwBackpropFilterWasm, dwBackpropInputWasm, pwBackpropFilterWasm } from "./grad_wasm.ts";
 
 interface HeapBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -73,12 +75,12 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
     const fs = a.filterShape!;
     const ci = convInfo(x.shape, fs, a, false);
     if (isPointwise(ci)) {
-      return tf.tidy(() =>
-        // The wasm BatchMatMul is only fast without transposes: transpose x explicitly.
-        tf.reshape(
-          tf.matMul(tf.transpose(tf.reshape(x, [-1, fs[2]])), tf.reshape(dy, [-1, fs[3]])),
-          fs,
-        )
+      const m = x.size / fs[2];
+      return direct(
+        backend,
+        fs,
+        [x, dy],
+        ([xs, dys], out) => pwBackpropFilterWasm(xs!, dys!, m, fs[2], fs[3], out),
       );
     }
     if (fs[2] > 4) return conv2dBackpropFilterComposed(x, dy, a);

@@ -359,3 +359,102 @@ export function bnBackward(
     }
   }
 }
+
+/**
+ * dL/dW of a 1x1 stride-1 convolution: out[ci * cout + co] = sum_r x[r, ci] * dy[r, co] over m
+ * rows (N*H*W). Register tiles of 4 input x 16 output channels accumulate a block of rows in
+ * float32, then add into acc (float64, cin * cout); tmp (float32, cin * cout) serves the
+ * remainder channels.
+ */
+export function pwBackpropFilter(
+  x: usize,
+  dy: usize,
+  out: usize,
+  acc: usize,
+  tmp: usize,
+  m: i32,
+  cin: i32,
+  cout: i32,
+): void {
+  const total = cin * cout;
+  memory.fill(acc, 0, <usize> total << 3);
+  const ci4 = cin & ~3;
+  const co16 = cout & ~15;
+  const block = 256;
+  for (let r0 = 0; r0 < m; r0 += block) {
+    const r1 = min(m, r0 + block);
+    memory.fill(tmp, 0, <usize> total << 2);
+    for (let ci = 0; ci < ci4; ci += 4) {
+      for (let co = 0; co < co16; co += 16) {
+        let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
+        let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
+        let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a22 = f32x4.splat(0), a23 = f32x4.splat(0);
+        let a30 = f32x4.splat(0), a31 = f32x4.splat(0), a32 = f32x4.splat(0), a33 = f32x4.splat(0);
+        for (let r = r0; r < r1; r++) {
+          const xp = x + ((<usize> r * <usize> cin + <usize> ci) << 2);
+          const dp = dy + ((<usize> r * <usize> cout + <usize> co) << 2);
+          const d0 = v128.load(dp),
+            d1 = v128.load(dp, 16),
+            d2 = v128.load(dp, 32),
+            d3 = v128.load(dp, 48);
+          const x0 = v128.load32_splat(xp), x1 = v128.load32_splat(xp, 4);
+          const x2 = v128.load32_splat(xp, 8), x3 = v128.load32_splat(xp, 12);
+          a00 = fma4(a00, x0, d0);
+          a01 = fma4(a01, x0, d1);
+          a02 = fma4(a02, x0, d2);
+          a03 = fma4(a03, x0, d3);
+          a10 = fma4(a10, x1, d0);
+          a11 = fma4(a11, x1, d1);
+          a12 = fma4(a12, x1, d2);
+          a13 = fma4(a13, x1, d3);
+          a20 = fma4(a20, x2, d0);
+          a21 = fma4(a21, x2, d1);
+          a22 = fma4(a22, x2, d2);
+          a23 = fma4(a23, x2, d3);
+          a30 = fma4(a30, x3, d0);
+          a31 = fma4(a31, x3, d1);
+          a32 = fma4(a32, x3, d2);
+          a33 = fma4(a33, x3, d3);
+        }
+        const t0 = tmp + ((<usize> ci * <usize> cout + <usize> co) << 2);
+        const rs = <usize> cout << 2;
+        v128.store(t0, a00);
+        v128.store(t0, a01, 16);
+        v128.store(t0, a02, 32);
+        v128.store(t0, a03, 48);
+        v128.store(t0 + rs, a10);
+        v128.store(t0 + rs, a11, 16);
+        v128.store(t0 + rs, a12, 32);
+        v128.store(t0 + rs, a13, 48);
+        v128.store(t0 + 2 * rs, a20);
+        v128.store(t0 + 2 * rs, a21, 16);
+        v128.store(t0 + 2 * rs, a22, 32);
+        v128.store(t0 + 2 * rs, a23, 48);
+        v128.store(t0 + 3 * rs, a30);
+        v128.store(t0 + 3 * rs, a31, 16);
+        v128.store(t0 + 3 * rs, a32, 32);
+        v128.store(t0 + 3 * rs, a33, 48);
+      }
+    }
+    // Remainder channels (ci >= ci4 or co >= co16): scalar sums into tmp.
+    if (ci4 < cin || co16 < cout) {
+      for (let r = r0; r < r1; r++) {
+        const xp = x + ((<usize> r * <usize> cin) << 2);
+        const dp = dy + ((<usize> r * <usize> cout) << 2);
+        for (let ci = 0; ci < cin; ci++) {
+          const xv = load<f32>(xp + (<usize> ci << 2));
+          const coStart = ci < ci4 ? co16 : 0;
+          const tp = tmp + ((<usize> ci * <usize> cout) << 2);
+          for (let co = coStart; co < cout; co++) {
+            const o = <usize> co << 2;
+            store<f32>(tp + o, load<f32>(tp + o) + xv * load<f32>(dp + o));
+          }
+        }
+      }
+    }
+    flush(acc, tmp, total);
+  }
+  for (let i = 0; i < total; i++) {
+    store<f32>(out + (<usize> i << 2), <f32> load<f64>(acc + (<usize> i << 3)));
+  }
+}

@@ -9,7 +9,11 @@ import { depthwiseBackpropFilter } from "../../../kernels/grad/depthwise_backpro
 import { depthwiseBackpropInput } from "../../../kernels/grad/depthwise_backprop_input.ts";
 import { registerOwnGradKernels } from "../../../kernels/grad/register.ts";
 import { registerComposedGradKernels } from "../../../kernels/grad/composed.ts";
-import { dwBackpropFilterWasm, dwBackpropInputWasm } from "../../../kernels/grad/grad_wasm.ts";
+import {
+  dwBackpropFilterWasm,
+  dwBackpropInputWasm,
+  pwBackpropFilterWasm,
+} from "../../../kernels/grad/grad_wasm.ts";
 import { bnActTrain } from "../../../kernels/grad/bn_act.ts";
 import { buildGradWasm } from "../../../kernels/grad/build.ts";
 import { batchNormTrain } from "../../../model/train/mobilenet.ts";
@@ -212,4 +216,28 @@ Deno.test("grad.wasm rebuilds byte for byte from its AssemblyScript source and h
   );
   assert.deepEqual(built, committed);
   assert.equal(WebAssembly.Module.imports(new WebAssembly.Module(committed)).length, 0);
+});
+
+Deno.test("pointwise backprop filter (grad.wasm) matches tfjs's cpu backend to 1e-5", async () => {
+  await tf.setBackend("cpu");
+  const rng = new Rng(7);
+  // Register tiles (4 x 16), remainder channels, and a long batch sum.
+  for (const [n, h, cin, cout] of [[2, 4, 8, 16], [3, 5, 6, 21], [64, 16, 32, 64], [1, 3, 3, 2]]) {
+    const xShape: [number, number, number, number] = [n!, h!, h!, cin!];
+    const fs: [number, number, number, number] = [1, 1, cin!, cout!];
+    const x = rand(n! * h! * h! * cin!, rng);
+    const dy = rand(n! * h! * h! * cout!, rng);
+    const xt = tf.tensor4d(x, xShape);
+    const dyt = tf.tensor4d(dy, [n!, h!, h!, cout!]);
+    const ref = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: xt, dy: dyt }, {
+      strides: 1,
+      pad: "same",
+      dataFormat: "NHWC",
+      filterShape: fs,
+    }) as tf.Tensor;
+    const out = new Float32Array(cin! * cout!);
+    pwBackpropFilterWasm(x, dy, n! * h! * h!, cin!, cout!, out);
+    assertClose(out, ref.dataSync(), `[${xShape}] -> ${cout}`);
+    tf.dispose([xt, dyt, ref]);
+  }
 });
