@@ -9,7 +9,8 @@
  * - `percentile:<p>`: the max is the p-th percentile of all values (zeros included, as
  *   onnxruntime's percentile calibrator counts them).
  * - `entropy`: the max minimizes KL(P || Q) between the clipped histogram P and its 256-level
- *   quantized version Q (TensorRT's method, arXiv 2004.09602, with 256 levels for uint8 at zp 0).
+ *   quantized version Q (TensorRT's method, arXiv 2004.09602, with 256 levels for uint8 at zp 0),
+ *   on the histogram without exact zeros.
  * Tensors that can be negative (the normalized input) always use min/max.
  */
 import * as ort from "onnxruntime-node";
@@ -35,6 +36,8 @@ export interface CalibrationStats {
   minMax: Map<string, Range>;
   /** Histograms over [0, max] for tensors whose min is >= 0. */
   histograms: Map<string, Float64Array>;
+  /** How many values were exactly 0 (ReLU's dead zone), per histogram; they sit in bin 0. */
+  zeros: Map<string, number>;
 }
 
 /** The activation tensors of the float graph that the int8 graph quantizes. */
@@ -73,6 +76,7 @@ export async function collectStats(
       images += b.shape[0];
     }
     const histograms = new Map<string, Float64Array>();
+    const zeros = new Map<string, number>();
     for (const n of names) {
       if (minMax.get(n)!.min >= 0) histograms.set(n, new Float64Array(HISTOGRAM_BINS));
     }
@@ -83,12 +87,16 @@ export async function collectStats(
         if (max <= 0) continue;
         const k = HISTOGRAM_BINS / max;
         const data = out[n]!.data as Float32Array;
+        let z = 0;
         for (let i = 0; i < data.length; i++) {
-          h[Math.min(HISTOGRAM_BINS - 1, Math.floor(data[i]! * k))]! += 1;
+          const v = data[i]!;
+          if (v === 0) z++;
+          h[Math.min(HISTOGRAM_BINS - 1, Math.floor(v * k))]! += 1;
         }
+        zeros.set(n, (zeros.get(n) ?? 0) + z);
       }
     }
-    return { images, minMax, histograms };
+    return { images, minMax, histograms, zeros };
   } finally {
     await session.release();
   }
@@ -164,7 +172,11 @@ export function rangesFor(stats: CalibrationStats, method: CalibrationMethod): M
     if (method === "minmax" || !h || r.max <= 0) {
       out.set(name, { ...r });
     } else if (method === "entropy") {
-      out.set(name, { min: r.min, max: entropyMax(h, r.max) });
+      // Exact zeros are exact at any threshold: leaving them in bin 0 (often most of a post-ReLU
+      // tensor) makes KL favour tiny ranges that clip the informative tail.
+      const nz = h.slice();
+      nz[0] = Math.max(0, nz[0]! - (stats.zeros.get(name) ?? 0));
+      out.set(name, { min: r.min, max: entropyMax(nz, r.max) });
     } else if (method.startsWith("percentile:")) {
       const p = Number(method.slice("percentile:".length));
       if (!(p > 0 && p <= 100)) {

@@ -11,6 +11,7 @@ function stats(h: Float64Array, max: number): CalibrationStats {
     images: 1,
     minMax: new Map([["t", { min: 0, max }], ["input", { min: -1, max: 2 }]]),
     histograms: new Map([["t", h]]),
+    zeros: new Map([["t", 0]]),
   };
 }
 

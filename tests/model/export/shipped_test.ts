@@ -60,13 +60,15 @@ for (const m of manifest.models) {
   // Needs the trained checkpoint the file came from (model/train/runs/<run>/model, committed by
   // the trainer); untrained stand-ins amplify any perturbation through 28 random layers, so the
   // agreement check means something only for trained weights (see quantize_test.ts).
-  const hasCheckpoint = await Deno.stat(`${m.source.checkpoint}/weights.bin`).then(
-    () => true,
+  // The trainer overwrites its run folder every epoch: compare only against the exact
+  // checkpoint the file was exported from (eval refuses a changed one too).
+  const hasCheckpoint = await Deno.readFile(`${m.source.checkpoint}/weights.bin`).then(
+    async (b) => (await sha256Hex(b)) === m.source.weightsSha256,
     () => false,
   );
   Deno.test({
     name:
-      `${m.id}: int8 and float agree on the argmax of real test images (trained, checkpoint present)`,
+      `${m.id}: int8 and float agree on the argmax of real test images (trained, its checkpoint present)`,
     ignore: !m.trained || !hasCheckpoint,
     fn: async () => {
       const spec = specFromMeta({ ...m, resolution: m.baseResolution });
