@@ -20,6 +20,7 @@ import {
   type Variant,
   variantCost,
 } from "../runtime/registry.ts";
+import type { Admission } from "../runtime/scheduler_setup.ts";
 import { labelRequest, requestArrival } from "./metrics.ts";
 import { parseInteger, parseNumber } from "./params.ts";
 import { badParameter, ProblemError } from "./problem.ts";
@@ -38,8 +39,11 @@ export const DEFAULT_TOPK = 5;
 export interface ClassifyOptions {
   /** The shipped variants (and, unless `inference` is given, the runner). */
   models: ModelRegistry;
-  /** Where inference runs; default `models` itself (in-process backends). */
-  inference?: Inference;
+  /**
+   * Where inference runs; default `models` itself (in-process backends). With `admit` (the
+   * scheduler's), overload and deadline refusals happen before the body is read.
+   */
+  inference?: Inference & Partial<Admission>;
   /** Largest accepted body in bytes (413 above); default {@link DEFAULT_MAX_BODY_BYTES}. */
   maxBodyBytes?: number;
   /** Pixel limit checked from the image header before decoding (413 above); default 40 MP. */
@@ -102,7 +106,23 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
       if (!registry.ready()) {
         throw new ProblemError(503, registry.reason(), {}, { "retry-after": "1" });
       }
-      await next();
+      // Overload and deadline refusals before the upload is read or decoded: they stay cheap.
+      let release: (() => void) | undefined;
+      try {
+        release = opts.inference?.admit?.({
+          model: variant.manifest.id,
+          backend,
+          shape: [1, variant.manifest.inputChannels, resolution, resolution],
+          ...(params.deadlineAt === undefined ? {} : { deadlineAt: params.deadlineAt }),
+        });
+      } catch (e) {
+        throw schedulerProblem(e) ?? e;
+      }
+      try {
+        await next();
+      } finally {
+        release?.();
+      }
     },
     bodyLimit({
       maxSize: maxBody,

@@ -45,6 +45,11 @@ export interface SchedulerOptions {
   maxWaitMs?: number;
   /** Requests a variant's queue holds before refusing with `queue_full`; default 128. */
   maxQueue?: number;
+  /**
+   * Requests admitted by {@link Scheduler.admit} (decoding, queued or running) before new ones are
+   * refused with `queue_full`; default `maxQueue + workers * maxBatch`.
+   */
+  maxInFlight?: number;
   /** A worker that does not answer a batch within this is replaced; default 30 s. */
   batchTimeoutMs?: number;
   /** Batches in the rolling window that p95 is taken over; default 256. */
@@ -167,6 +172,8 @@ export class Scheduler {
   readonly maxBatch: number;
   readonly maxWaitMs: number;
   readonly maxQueue: number;
+  readonly maxInFlight: number;
+  #admitted = 0;
   readonly #batchTimeoutMs: number;
   readonly #window: number;
   readonly #metrics: ServiceMetrics | undefined;
@@ -186,6 +193,10 @@ export class Scheduler {
     this.workerCount = positiveInt("workers", opts.workers ?? navigator.hardwareConcurrency ?? 1);
     this.maxBatch = positiveInt("maxBatch", opts.maxBatch ?? 16);
     this.maxQueue = positiveInt("maxQueue", opts.maxQueue ?? 128);
+    this.maxInFlight = positiveInt(
+      "maxInFlight",
+      opts.maxInFlight ?? this.maxQueue + this.workerCount * this.maxBatch,
+    );
     this.maxWaitMs = opts.maxWaitMs ?? 0;
     if (!(this.maxWaitMs >= 0)) {
       throw new RangeError(
@@ -293,6 +304,56 @@ export class Scheduler {
       this.#metrics?.queueDepth.set(q.labels, q.items.length);
       this.#pump();
     });
+  }
+
+  /**
+   * Admission at the door, before the server spends anything on a request (reading and decoding
+   * the image): refuses at once, by throwing a SchedulerRejection, when `maxInFlight` requests are
+   * already admitted (`queue_full`) or the deadline cannot be met by the queue and the variant's
+   * measured p95 (`deadline_unmeetable`). Returns the release to call when the answer is sent.
+   * Under overload this keeps refusals cheap: the work that overload would pile up never starts.
+   */
+  admit(req: { model: string; backend: string; shape: NCHW; deadlineAt?: number }): () => void {
+    const q = this.#queueFor(req);
+    const now = performance.now();
+    const refuse = (reason: SchedulerRejection["reason"], message: string, retryAfterS: number) => {
+      this.#metrics?.rejections.inc([reason, q.variant]);
+      return new SchedulerRejection(reason, message, retryAfterS);
+    };
+    if (this.#closing) throw refuse("shutting_down", "The server is shutting down.", 1);
+    if (this.#admitted >= this.maxInFlight) {
+      throw refuse(
+        "queue_full",
+        `${this.#admitted} requests are already being served (limit ${this.maxInFlight}).`,
+        this.#retryAfter(this.#waitMs(now)),
+      );
+    }
+    if (req.deadlineAt !== undefined) {
+      const est = this.#estimate(q, now);
+      if (req.deadlineAt <= now || now + est.finishInMs > req.deadlineAt) {
+        throw refuse(
+          "deadline_unmeetable",
+          `The deadline cannot be met: ${Math.max(0, req.deadlineAt - now).toFixed(1)} ms left, ` +
+            `the expected wait is ${
+              est.waitMs.toFixed(1)
+            } ms and the measured p95 of ${q.variant} ` +
+            `is ${est.serviceP95Ms.toFixed(1)} ms.`,
+          this.#retryAfter(est.waitMs),
+        );
+      }
+    }
+    this.#admitted++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#admitted--;
+    };
+  }
+
+  /** Requests admitted and not yet released. */
+  get admitted(): number {
+    return this.#admitted;
   }
 
   /** The registry's `Inference` call (routes/classify.ts): the same as {@link submit}. */

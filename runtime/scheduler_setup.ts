@@ -6,12 +6,14 @@
  *
  * Environment: `WORKERS` (default: one per core; 0 runs inference in the server thread through the
  * registry, no scheduler), `MAX_BATCH` (16), `MAX_WAIT_MS` (0),
- * `MAX_QUEUE` (128 per variant), `ORT_THREADS` (per worker, default 1).
+ * `MAX_QUEUE` (128 per variant), `MAX_IN_FLIGHT` (requests admitted at once, default
+ * MAX_QUEUE + WORKERS * MAX_BATCH), `ORT_THREADS` (per worker, default 1).
  */
 import { betaKey, BETAS } from "../model/export/manifest.ts";
 import { resolutionFor } from "../model/spec.ts";
 import { backendFactory } from "./backend_factory.ts";
 import type { ServiceMetrics } from "./metrics.ts";
+import type { NCHW } from "./backend.ts";
 import type { Inference, ModelRegistry, Variant } from "./registry.ts";
 import {
   Scheduler,
@@ -21,6 +23,11 @@ import {
 } from "./scheduler.ts";
 
 type Env = { get(key: string): string | undefined };
+
+/** Admission before a request's body is read (the scheduler's `admit`). */
+export interface Admission {
+  admit(req: { model: string; backend: string; shape: NCHW; deadlineAt?: number }): () => void;
+}
 
 function envNumber(env: Env, key: string, integer: boolean, min: number): number | undefined {
   const raw = env.get(key);
@@ -45,10 +52,18 @@ export function workersEnabled(env: Env = Deno.env): boolean {
 
 /**
  * The registry's `Inference` that goes through the scheduler once it runs; until then a request
- * is refused with 503 and Retry-After (`/readyz` says not ready meanwhile).
+ * is refused with 503 and Retry-After (`/readyz` says not ready meanwhile). `admit` is the
+ * scheduler's admission at the door (routes/classify.ts calls it before reading the body).
  */
-export function scheduledInference(current: () => Scheduler | undefined): Inference {
+export function scheduledInference(
+  current: () => Scheduler | undefined,
+): Inference & Admission {
   return {
+    admit(req) {
+      const s = current();
+      if (s) return s.admit(req);
+      throw new SchedulerRejection("no_workers", "The inference workers are still starting.", 1);
+    },
     infer(req) {
       const s = current();
       if (s) return s.infer(req);
@@ -59,11 +74,14 @@ export function scheduledInference(current: () => Scheduler | undefined): Infere
   };
 }
 
-/** Scheduler settings from `WORKERS`, `MAX_BATCH`, `MAX_WAIT_MS`, `MAX_QUEUE`. */
+/** Scheduler settings from `WORKERS`, `MAX_BATCH`, `MAX_WAIT_MS`, `MAX_QUEUE`, `MAX_IN_FLIGHT`. */
 export function schedulerOptionsFromEnv(
   env: Env = Deno.env,
-): Pick<SchedulerOptions, "workers" | "maxBatch" | "maxWaitMs" | "maxQueue"> {
-  const o: Pick<SchedulerOptions, "workers" | "maxBatch" | "maxWaitMs" | "maxQueue"> = {};
+): Pick<SchedulerOptions, "workers" | "maxBatch" | "maxWaitMs" | "maxQueue" | "maxInFlight"> {
+  const o: Pick<
+    SchedulerOptions,
+    "workers" | "maxBatch" | "maxWaitMs" | "maxQueue" | "maxInFlight"
+  > = {};
   const workers = envNumber(env, "WORKERS", true, 1);
   if (workers !== undefined) o.workers = workers;
   const maxBatch = envNumber(env, "MAX_BATCH", true, 1);
@@ -72,6 +90,8 @@ export function schedulerOptionsFromEnv(
   if (maxWaitMs !== undefined) o.maxWaitMs = maxWaitMs;
   const maxQueue = envNumber(env, "MAX_QUEUE", true, 1);
   if (maxQueue !== undefined) o.maxQueue = maxQueue;
+  const maxInFlight = envNumber(env, "MAX_IN_FLIGHT", true, 1);
+  if (maxInFlight !== undefined) o.maxInFlight = maxInFlight;
   return o;
 }
 

@@ -398,3 +398,34 @@ Deno.test("Scheduler.create() fails with the factory's error when a backend cann
     /does not export a function named missing/,
   );
 });
+
+Deno.test("Scheduler.admit() refuses at the door beyond maxInFlight and for an unmeetable deadline; release frees the slot", async () => {
+  await withScheduler(
+    { maxInFlight: 2, backends: [fn("fn", { batchMs: 80 })] },
+    async (s, metrics) => {
+      const req = { model: "m-a", backend: "fn", shape: shape(4) };
+      const a = s.admit(req);
+      const b = s.admit(req);
+      assert.equal(s.admitted, 2);
+      assert.throws(
+        () => s.admit(req),
+        (e) => e instanceof SchedulerRejection && e.reason === "queue_full" && e.retryAfterS >= 1,
+      );
+      a();
+      a(); // releasing twice frees one slot only
+      assert.equal(s.admitted, 1);
+      const c = s.admit(req);
+      b();
+      c();
+      assert.equal(s.admitted, 0);
+      await s.warmup("m-a", "fn", shape(4), 1);
+      assert.throws(
+        () => s.admit({ ...req, deadlineAt: performance.now() + 5 }),
+        (e) => e instanceof SchedulerRejection && e.reason === "deadline_unmeetable",
+      );
+      s.admit({ ...req, deadlineAt: performance.now() + 60_000 })();
+      assert.equal(metrics.rejections.get(["queue_full", "m-a@4x4"]), 1);
+      assert.equal(metrics.rejections.get(["deadline_unmeetable", "m-a@4x4"]), 1);
+    },
+  );
+});
