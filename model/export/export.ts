@@ -28,7 +28,7 @@ export const DEFAULT_METHODS: CalibrationMethod[] = [
   "entropy",
 ];
 
-interface Args {
+export interface ExportArgs {
   checkpoint?: string;
   out: string;
   data: string;
@@ -55,8 +55,8 @@ const USAGE = `deno task export --checkpoint DIR [--out model/artifacts] [option
                            (default ${DEFAULT_METHODS.join(",")})
   --float-out DIR          also write the float ONNX there`;
 
-function parseArgs(argv: string[]): Args {
-  const a: Args = {
+export function parseExportArgs(argv: string[]): ExportArgs {
+  const a: ExportArgs = {
     out: "model/artifacts",
     data: "/usr/share/datasets/fashion-mnist",
     alpha: 0.25,
@@ -144,7 +144,7 @@ async function resolveCheckpoint(dir: string): Promise<string> {
 }
 
 /** Runs the whole export for one model and upserts its manifest entry. */
-export async function runExport(args: Args, command: string): Promise<ManifestModel> {
+export async function runExport(args: ExportArgs, command: string): Promise<ManifestModel> {
   const log = (s: string) => console.log(s);
   const data = await loadIdxDataset(args.data);
   const train: ImageSet = data.train;
@@ -269,6 +269,6 @@ export async function runExport(args: Args, command: string): Promise<ManifestMo
 }
 
 if (import.meta.main) {
-  const args = parseArgs(Deno.args);
+  const args = parseExportArgs(Deno.args);
   await runExport(args, `deno task export ${Deno.args.filter((a) => a !== "--").join(" ")}`);
 }

@@ -1,0 +1,91 @@
+import assert from "node:assert/strict";
+import { parseExportArgs, runExport } from "../../../model/export/export.ts";
+import { evaluateModel } from "../../../model/export/eval.ts";
+import { readManifest, sha256Hex } from "../../../model/export/manifest.ts";
+import { FASHION_MNIST_LABELS, loadIdxDataset } from "../../../model/train/data.ts";
+import { saveWeights } from "../../../model/weights.ts";
+import { makeTestModel } from "./test_model.ts";
+
+Deno.test("deno task export writes an int8 file and a manifest entry with no accuracy until eval runs", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A checkpoint in the trainer's format, with the meta train.ts writes.
+    const m = await makeTestModel();
+    await saveWeights(`${dir}/ckpt`, m.tensors, {
+      arch: m.spec.arch,
+      alpha: m.spec.alpha,
+      stridePlan: m.spec.stridePlan,
+      resolution: m.spec.resolution,
+      inputChannels: 1,
+      classes: 10,
+      labels: FASHION_MNIST_LABELS,
+      mean: m.plan.mean,
+      std: m.plan.std,
+      polarity: "light-on-dark",
+      fit: "pad",
+      epochs: 2,
+      seconds: 60,
+      command: "deno task train --test",
+      recipe: { name: "test" },
+    });
+    const args = parseExportArgs([
+      "--checkpoint",
+      `${dir}/ckpt`,
+      "--calibration-images",
+      "100",
+      "--held-out",
+      "200",
+      "--methods",
+      "minmax,percentile:99.99",
+      "--out",
+      dir,
+    ]);
+    const entry = await runExport(args, "test");
+    const manifest = await readManifest(`${dir}/manifest.json`);
+    assert.deepEqual(manifest.models, [entry]);
+    assert.equal(entry.trained, true);
+    assert.equal(entry.preprocessing.fit, "pad");
+    assert.deepEqual(entry.training, {
+      recipe: '{"name":"test"}',
+      epochs: 2,
+      seconds: 60,
+      command: "deno task train --test",
+    });
+    assert.equal(entry.sha256, await sha256Hex(await Deno.readFile(`${dir}/${entry.file}`)));
+    assert.deepEqual(entry.accuracy, { float: {}, int8: {} });
+    assert.equal(entry.evaluated, null);
+    assert.deepEqual(Object.keys(entry.quantization.candidates), ["minmax", "percentile:99.99"]);
+    assert.ok(entry.verification.floatOrtNode < 1e-3 && entry.verification.floatOrtWeb < 1e-3);
+
+    // eval rebuilds the float model from the recorded checkpoint and measures both precisions.
+    const ds = await loadIdxDataset();
+    const rows = await evaluateModel(entry, dir, ds.train, ds.test, 100);
+    assert.deepEqual(rows.map((r) => r.resolution), [28, 25, 21, 14]);
+    for (const r of rows) {
+      assert.ok(r.float >= 0 && r.float <= 1 && r.int8 >= 0 && r.int8 <= 1);
+      assert.ok(r.macs > 0);
+    }
+    // A changed checkpoint or a tampered file is refused by name.
+    await Deno.writeFile(`${dir}/ckpt/weights.bin`, new Uint8Array(8), { append: true });
+    await assert.rejects(
+      () => evaluateModel(entry, dir, ds.train, ds.test, 10),
+      /Cannot rebuild the float model of mobilenet_v1_a0\.25 as .*weights\.bin has sha256/,
+    );
+    await Deno.writeFile(`${dir}/${entry.file}`, new Uint8Array([1, 2, 3]));
+    await assert.rejects(
+      () => evaluateModel(entry, dir, ds.train, ds.test, 10),
+      /Cannot evaluate mobilenet_v1_a0\.25 as .* has sha256 [0-9a-f]{64}, not the manifest's/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parseExportArgs() needs exactly one of --checkpoint and --random-seed", () => {
+  assert.throws(() => parseExportArgs([]), /exactly one of --checkpoint, --random-seed/);
+  assert.throws(
+    () => parseExportArgs(["--checkpoint", "a", "--random-seed", "1"]),
+    /exactly one of --checkpoint, --random-seed/,
+  );
+  assert.throws(() => parseExportArgs(["--bogus"]), /argument --bogus as it is unknown/);
+});
