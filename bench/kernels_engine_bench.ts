@@ -17,6 +17,7 @@ import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web";
 import { buildSpec } from "../model/spec.ts";
 import { Int8Engine } from "../runtime/engine/engine.ts";
+import { ParallelInt8Engine } from "../runtime/engine/parallel_engine.ts";
 import { buildQdqFixture, specConvs, waveImages } from "../tests/runtime/engine/qdq_fixture.ts";
 
 function arg(name: string): string | undefined {
@@ -145,6 +146,7 @@ for (const m of models) {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
   });
+  const parallel = await ParallelInt8Engine.load(m.bytes, { maxBatch: 8 });
   const web = await ortWeb.InferenceSession.create(m.bytes);
   const shape1 = [1, m.channels, m.side, m.side] as const;
   const shape8 = [8, m.channels, m.side, m.side] as const;
@@ -177,6 +179,7 @@ for (const m of models) {
     node1: () => node.run({ input: new ortNode.Tensor("float32", x1, [...shape1]) }),
     web1: () => web.run({ input: new ortWeb.Tensor("float32", x1, [...shape1]) }),
     engine8: () => engine.run(x8, shape8),
+    parallel8: () => parallel.run(x8, shape8),
     node8: () => node.run({ input: new ortNode.Tensor("float32", x8, [...shape8]) }),
   };
   const times: Record<keyof typeof runners, number[]> = {
@@ -184,6 +187,7 @@ for (const m of models) {
     node1: [],
     web1: [],
     engine8: [],
+    parallel8: [],
     node8: [],
   };
   // warm up (and let V8 tier the wasm up), then time single calls, alternating between runners
@@ -199,6 +203,7 @@ for (const m of models) {
   const w1 = median(times.web1);
   const e8 = median(times.engine8);
   const n8 = median(times.node8);
+  const p8 = median(times.parallel8);
   const pe1 = pct(times.engine1, 0.1);
   const pn1 = pct(times.node1, 0.1);
   const pw1 = pct(times.web1, 0.1);
@@ -207,11 +212,12 @@ for (const m of models) {
       n1.toFixed(3)
     } (${pn1.toFixed(3)}) | ${(w1 / e1).toFixed(1)}x (${(pw1 / pe1).toFixed(1)}x) | ${
       (e1 / n1).toFixed(2)
-    }x (${(pe1 / pn1).toFixed(2)}x) | ${(8000 / e8).toFixed(0)} | ${(8000 / n8).toFixed(0)} | ${
-      engineLoad.toFixed(1)
-    } | ${maxDiff.toExponential(2)} | ${agree}/64 |`,
+    }x (${(pe1 / pn1).toFixed(2)}x) | ${(8000 / e8).toFixed(0)} | ${(8000 / p8).toFixed(0)} | ${
+      (8000 / n8).toFixed(0)
+    } | ${engineLoad.toFixed(1)} | ${maxDiff.toExponential(2)} | ${agree}/64 |`,
   );
   await node.release();
+  parallel.close();
   await web.release();
 
   const file = await Deno.makeTempFile({ suffix: ".onnx" });
@@ -234,9 +240,9 @@ console.log(
   `\nint8 MobileNet inference, one thread each, batch 1 median ms over ${rounds} alternating rounds`,
 );
 console.log(
-  "| model | kernels-wasm ms | ort-wasm ms | onnxruntime-node ms | kernels-wasm speed-up vs ort-wasm | kernels-wasm / native | kernels-wasm img/s (batch 8) | native img/s (batch 8) | engine load ms | max abs logit diff vs native | argmax agree |",
+  "| model | kernels-wasm ms | ort-wasm ms | onnxruntime-node ms | kernels-wasm speed-up vs ort-wasm | kernels-wasm / native | kernels-wasm img/s (batch 8) | kernels-wasm 2 threads img/s (batch 8) | native img/s (batch 8, 1 thread) | engine load ms | max abs logit diff vs native | argmax agree |",
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of rows) console.log(r);
 console.log(
   "\nCold start: a new `deno run` process that loads the model and answers one request (median of 3, ms)",
