@@ -506,7 +506,7 @@ export const DEFAULT_TOPK = 5;
 
 /** The classify query as parsed field by field, before the rules that depend on the variant. */
 export interface ClassifyFields {
-  alpha?: number | undefined;
+  alpha?: number | "auto" | undefined;
   beta?: string | undefined;
   resolution?: string | undefined;
   topk?: string | undefined;
@@ -517,8 +517,12 @@ export interface ClassifyFields {
 
 /** A valid classify query, resolved against the served variants. */
 export interface ClassifyPlan {
-  /** Index into `models.variants`. */
+  /**
+   * Index into `models.variants`. With `auto.alpha` (or `auto.beta`) the checks ran on the default
+   * width (or beta); the scheduler's chooser picks the variant that fits the deadline.
+   */
   variant: number;
+  auto: { alpha: boolean; beta: boolean };
   resolution: number;
   beta: number;
   topk: number;
@@ -536,7 +540,12 @@ export function resolveClassifyQuery(
   models: ServedVariants,
 ): { plan: ClassifyPlan } | { failure: ParamFailure } {
   const alphas = models.alphas;
-  const alpha = q.alpha ?? alphas[alphas.length - 1];
+  const auto = { alpha: q.alpha === "auto", beta: q.beta === "auto" };
+  if (auto.beta && q.resolution !== undefined) {
+    return { failure: { param: "beta", detail: "Give beta=auto or resolution, not both." } };
+  }
+  if (auto.beta) q = { ...q, beta: undefined };
+  const alpha = q.alpha === undefined || q.alpha === "auto" ? alphas[alphas.length - 1] : q.alpha;
   const index = models.variants.findIndex((v) => v.manifest.alpha === alpha);
   const v = models.variants[index];
   if (v === undefined) {
@@ -655,7 +664,7 @@ export function resolveClassifyQuery(
     }
     deadlineMs = ms;
   }
-  return { plan: { variant: index, resolution, beta, topk, backend, invert, deadlineMs } };
+  return { plan: { variant: index, auto, resolution, beta, topk, backend, invert, deadlineMs } };
 }
 
 /** The `POST /v1/classify` query schema for the served variants. */
@@ -666,7 +675,8 @@ export function classifyQuerySchema(models: ServedVariants) {
   const mins = models.variants.map((v) => v.resolution.min);
   const classes = Math.max(1, ...models.variants.map((v) => v.manifest.classes));
   const fields = {
-    alpha: z.string().transform((raw, ctx) => {
+    alpha: z.string().transform((raw, ctx): number | "auto" => {
+      if (raw === "auto") return "auto";
       const a = strictNumber(raw);
       if (!Number.isFinite(a)) {
         addFailure(ctx, {
@@ -679,18 +689,19 @@ export function classifyQuerySchema(models: ServedVariants) {
       return a;
     }).optional().openapi({
       param: { name: "alpha", in: "query" },
-      type: "number",
-      enum: [...alphas],
-      description: "Width multiplier: one of the shipped widths. Default: the widest.",
+      anyOf: [{ type: "number", enum: [...alphas] }, { type: "string", enum: ["auto"] }],
+      description:
+        "Width multiplier: one of the shipped widths, or `auto`: the most accurate width whose measured p95 latency fits the deadline. Default: the widest.",
       example: alphas[0] ?? 0.5,
       ...(alphas.length ? { default: alphas[alphas.length - 1] } : {}),
     }),
     beta: z.string().optional().openapi({
       param: { name: "beta", in: "query" },
-      type: "number",
-      exclusiveMinimum: 0,
-      maximum: 1,
-      description: `Resolution multiplier: resolution = round(beta x ${
+      anyOf: [
+        { type: "number", exclusiveMinimum: 0, maximum: 1 },
+        { type: "string", enum: ["auto"] },
+      ],
+      description: `Resolution multiplier, or \`auto\` (as for alpha): resolution = round(beta x ${
         [...new Set(bases)].join(" or ")
       }); below ${
         [...new Set(mins)].join(" or ")

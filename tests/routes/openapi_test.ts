@@ -120,7 +120,8 @@ Deno.test("the /v1/classify parameters are documented from the served variants",
   const op = (doc.paths as Record<string, Record<string, Json>>)["/v1/classify"]!.post!;
   const params = op.parameters as Param[];
   const byName = Object.fromEntries(params.map((p) => [p.name, p]));
-  assert.deepEqual(byName.alpha!.schema.enum, [0.25, 0.5]);
+  const alpha = byName.alpha!.schema.anyOf as Json[];
+  assert.deepEqual(alpha.map((s) => s.enum), [[0.25, 0.5], ["auto"]]);
   assert.deepEqual(byName.backend!.schema.enum, ["kernels-wasm", "ort-wasm"]);
   assert.equal(byName.resolution!.schema.minimum, 9);
   assert.equal(byName.resolution!.schema.maximum, 28);
@@ -152,6 +153,8 @@ Deno.test("the classify query schema refuses bad values with the param, valid va
     [{ invert: "yes" }, "invert", /auto, true, false/],
     [{ deadline_ms: "0" }, "deadline_ms", /\(0, 60000\]/],
     [{ colour: "red" }, "colour", /Unknown query parameter/],
+    [{ beta: "auto", resolution: "14" }, "beta", /beta=auto or resolution, not both/],
+    [{ alpha: "auto", topk: "11" }, "topk", /\[1, 10\]/],
   ];
   for (const [query, param, detail] of cases) {
     const p = classifyProblem(query);
@@ -168,6 +171,7 @@ Deno.test("the classify query schema resolves a valid query to variant, resoluti
   assert.ok("plan" in r);
   assert.deepEqual(r.plan, {
     variant: 0,
+    auto: { alpha: false, beta: false },
     resolution: 14,
     beta: 0.5,
     topk: 3,
@@ -179,6 +183,13 @@ Deno.test("the classify query schema resolves a valid query to variant, resoluti
   assert.ok("plan" in d);
   assert.equal(d.plan.variant, 1, "default is the widest");
   assert.equal(d.plan.resolution, 28);
+  const auto = resolveClassifyQuery(
+    classifyQuerySchema(served).parse({ alpha: "auto", beta: "auto", deadline_ms: "20" }),
+    served,
+  );
+  assert.ok("plan" in auto);
+  assert.deepEqual(auto.plan.auto, { alpha: true, beta: true });
+  assert.equal(auto.plan.deadlineMs, 20);
 });
 
 Deno.test("GET /docs answers an HTML page that reads /openapi.json", async () => {
