@@ -17,7 +17,7 @@
  *   With |w| <= 64, 2 * 255 * 64 = 32640 fits, so every runtime computes exactly the same int8
  *   result, the project's WASM engine included.
  * - FC weights (`fc.weight`, Gemm B, `[in, out]`, transB = 0): int8 symmetric, per tensor (see
- *   "FC" below for why), zero point 0, the same -64..64 range.
+ *   "FC" below), zero point 0, the same -64..64 range.
  * - Biases: int32, zero point 0, `scale[c] = input_scale * weight_scale[c]`,
  *   `q = round(b / scale[c])`.
  * - Rounding is round-half-to-even everywhere (as QuantizeLinear and numpy do).
@@ -49,8 +49,14 @@
  *   flatten.out.dq`, with the scale and zero point of `pool.out` (a pure reshape, so the uint8
  *   values pass through unchanged).
  * - FC: `Gemm(flatten.out.dq, fc.weight.dq, fc.bias.dq; transB=0) -> logits`, float logits, no Q.
- *   onnxruntime 1.30 fuses this into QGemm only with a per-tensor B scale (checked by dumping the
- *   optimized graph; see tests/model/export/quantize_test.ts), hence per-tensor FC weights.
+ *   `fc.weight` has one scale (per tensor, DQ without axis). onnxruntime 1.30 would also fuse
+ *   per-column scales (axis 1) into QGemm (checked by a dump); one scale keeps the engine's FC
+ *   step the simplest, and the FC holds a small share of the weights.
+ *
+ * ## What onnxruntime makes of it (onnxruntime-node 1.30, `optimizedModelFilePath` dumps)
+ * - level "extended": QuantizeLinear 1, QLinearConv 27, com.microsoft QLinearGlobalAveragePool 1,
+ *   Flatten 1 (on uint8), com.microsoft QGemm 1 (float logits). No DequantizeLinear is left.
+ * - level "all": the same with com.microsoft (NHWC) QLinearConv and 2 Transpose nodes.
  *
  * Metadata (`metadata_props`): `quantization` = `qdq-u8s7-perchannel/1`, `calibration` = method
  * and image count, `activation:<layer>` = relu | relu6 | none.
