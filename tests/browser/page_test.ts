@@ -22,7 +22,7 @@ async function modelsEnv(): Promise<Record<string, string>> {
 }
 
 Deno.test({
-  name: `GET / in headless Chromium: upload a fixture, see its label${
+  name: `GET / and /docs in headless Chromium: upload a fixture, see its label; send a request${
     missing ? ` (skipped: ${missing})` : ""
   }`,
   ignore: missing !== null,
@@ -74,6 +74,23 @@ Deno.test({
         }, model trained: ${api.model.trained})`,
       );
       await page.close();
+
+      // The interactive API reference: every operation listed, and its form sends a real request.
+      const docs = await browser.newPage();
+      await docs.goto(`${server.base}/docs`);
+      await docs.waitForSelector("details.op", { timeout: 15_000 });
+      const ops = await docs.$$eval("details.op .path", (els) => els.map((e) => e.textContent));
+      for (const path of ["/v1/classify", "/v1/cost", "/v1/models"]) {
+        assert.ok(ops.includes(path), `${path} listed on /docs`);
+      }
+      const cost = docs.locator("details.op", { hasText: "/v1/cost" });
+      await cost.locator("summary").click();
+      await cost.locator('input[name="alpha"]').fill("0.5");
+      await cost.locator('button[type="submit"]').click();
+      await cost.locator(".status", { hasText: "200" }).waitFor({ timeout: 15_000 });
+      const answer = JSON.parse(await cost.locator("pre.out").innerText());
+      assert.equal(answer.model.alpha, 0.5);
+      await docs.close();
     } finally {
       await browser.close();
       await server.stop();
