@@ -139,9 +139,21 @@ interface Pending {
   onAbort: (() => void) | undefined;
 }
 
+/** Batch-size class of a batch: 1, 2-3, 4-7, 8-15, ... (powers of two). */
+const sizeClass = (n: number) => Math.floor(Math.log2(n));
+
 class VariantQueue {
   readonly items: Pending[] = [];
-  readonly stats: LatencyStats;
+  /** Every batch's service time: the EWMA feeds the queue-wait estimate. */
+  stats: LatencyStats;
+  /**
+   * Service time by batch-size class: a lone request is judged by what single batches take, not
+   * by the p95 of the 16-image batches that a burst left behind.
+   */
+  readonly bySize: LatencyStats[] = [];
+  /** When the last batch finished (performance.now()). */
+  lastSampleAt = 0;
+  remeasuring = false;
   readonly labels: [string, string];
   constructor(
     readonly key: string,
@@ -149,12 +161,45 @@ class VariantQueue {
     readonly backend: string,
     readonly variant: string,
     readonly chw: [number, number, number],
-    window: number,
+    readonly window: number,
   ) {
     this.stats = new LatencyStats(window);
     this.labels = [variant, backend];
   }
+
+  record(n: number, ms: number): void {
+    const now = performance.now();
+    if (this.lastSampleAt > 0 && now - this.lastSampleAt > STALE_MS) {
+      // Idle for a while: what was measured before says little about now; start afresh.
+      this.stats = new LatencyStats(this.window);
+      this.bySize.length = 0;
+    }
+    this.stats.record(ms);
+    const k = sizeClass(n);
+    (this.bySize[k] ??= new LatencyStats(Math.max(16, this.window >> 2))).record(ms);
+    this.lastSampleAt = now;
+  }
+
+  /**
+   * p95 service time of a batch of `n`: its size class's, or the nearest measured class's scaled
+   * by the size ratio (batch time grows about linearly with the batch); NaN when nothing is
+   * measured.
+   */
+  p95For(n: number): number {
+    const k = sizeClass(n);
+    const own = this.bySize[k];
+    if (own) return own.quantile(0.95);
+    let best = -1;
+    for (let j = 0; j < this.bySize.length; j++) {
+      if (this.bySize[j] && (best < 0 || Math.abs(j - k) < Math.abs(best - k))) best = j;
+    }
+    if (best < 0) return NaN;
+    return this.bySize[best]!.quantile(0.95) * 2 ** (k - best);
+  }
 }
+
+/** Measurements older than this are refreshed when they make the variant refuse a deadline. */
+export const STALE_MS = 2000;
 
 const variantLabel = (model: string, shape: NCHW) => `${model}@${shape[2]}x${shape[3]}`;
 
@@ -261,6 +306,7 @@ export class Scheduler {
     if (deadlineAt !== undefined) {
       const est = this.#estimate(q, now);
       if (deadlineAt <= now || now + est.finishInMs > deadlineAt) {
+        this.#remeasure(q, now);
         return this.#refuse(
           q,
           "deadline_unmeetable",
@@ -331,6 +377,7 @@ export class Scheduler {
     if (req.deadlineAt !== undefined) {
       const est = this.#estimate(q, now);
       if (req.deadlineAt <= now || now + est.finishInMs > req.deadlineAt) {
+        this.#remeasure(q, now);
         throw refuse(
           "deadline_unmeetable",
           `The deadline cannot be met: ${Math.max(0, req.deadlineAt - now).toFixed(1)} ms left, ` +
@@ -417,7 +464,7 @@ export class Scheduler {
         for (let i = 0; i <= rounds && w.state === "idle"; i++) {
           const t0 = performance.now();
           await w.run(model, backend, new Float32Array(size), [1, ...q.chw], this.#batchTimeoutMs);
-          if (i > 0) q.stats.record(performance.now() - t0);
+          if (i > 0) q.record(1, performance.now() - t0);
         }
       }),
     );
@@ -515,7 +562,8 @@ export class Scheduler {
 
   #estimate(q: VariantQueue, now: number): Estimate {
     const waitMs = this.#waitMs(now);
-    const p95 = q.stats.quantile(0.95);
+    // The batch this request will most likely ride in: those queued ahead of it, and itself.
+    const p95 = q.p95For(Math.min(this.maxBatch, q.items.length + 1));
     const measured = !Number.isNaN(p95);
     return {
       waitMs,
@@ -523,6 +571,28 @@ export class Scheduler {
       finishInMs: waitMs + this.maxWaitMs + (measured ? p95 : 0),
       measured,
     };
+  }
+
+  /**
+   * A variant that refuses deadlines on old measurements would refuse forever, since nothing it
+   * refuses runs and measures it again: when its last batch is older than STALE_MS and a worker
+   * is idle, one batch of zeros runs to measure it afresh (at most one at a time per variant).
+   */
+  #remeasure(q: VariantQueue, now: number): void {
+    if (q.remeasuring || now - q.lastSampleAt < STALE_MS || this.#closing) return;
+    const w = this.#workers.find((w) => w.state === "idle");
+    if (!w) return;
+    q.remeasuring = true;
+    w.busyWith = q.key;
+    const size = q.chw[0] * q.chw[1] * q.chw[2];
+    const t0 = performance.now();
+    w.run(q.model, q.backend, new Float32Array(size), [1, ...q.chw], this.#batchTimeoutMs).then(
+      () => q.record(1, performance.now() - t0),
+      () => {},
+    ).finally(() => {
+      q.remeasuring = false;
+      this.#pump();
+    });
   }
 
   #retryAfter(waitMs: number): number {
@@ -620,7 +690,7 @@ export class Scheduler {
   }
 
   #dispatch(worker: InferenceWorker, q: VariantQueue, now: number): void {
-    const p95 = q.stats.quantile(0.95);
+    const p95 = q.p95For(Math.min(this.maxBatch, q.items.length));
     const batch: Pending[] = [];
     while (batch.length < this.maxBatch && q.items.length > 0) {
       const p = q.items.shift()!;
@@ -647,7 +717,7 @@ export class Scheduler {
     const t0 = performance.now();
     worker.run(q.model, q.backend, input, [n, ...q.chw], this.#batchTimeoutMs).then(
       (res) => {
-        q.stats.record(performance.now() - t0);
+        q.record(n, performance.now() - t0);
         this.#metrics?.inferenceDuration.observe(q.labels, res.runMs / 1000);
         const classes = res.logits.length / n;
         for (let i = 0; i < n; i++) {

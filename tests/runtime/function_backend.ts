@@ -15,6 +15,9 @@ export interface FunctionBackendOptions {
   failWhen?: number;
   crashWhen?: number;
   hangWhen?: number;
+  /** The first `slowRuns` batches of this backend take `slowMs` more (a machine busy, then not). */
+  slowRuns?: number;
+  slowMs?: number;
 }
 
 /** The logits the backend gives for one image: the reference tests compare against. */
@@ -38,6 +41,7 @@ function busy(ms: number): void {
 
 export function createFunctionBackend(options: FunctionBackendOptions = {}): WorkerBackend {
   let model: LoadedModel | undefined;
+  let runs = 0;
   return {
     name: options.name ?? "function",
     load(m: LoadedModel) {
@@ -51,7 +55,8 @@ export function createFunctionBackend(options: FunctionBackendOptions = {}): Wor
       if (input.length !== n * size) {
         throw new RangeError(`Cannot run as input has ${input.length} values for shape [${shape}]`);
       }
-      busy((options.batchMs ?? 0) + n * (options.itemMs ?? 0));
+      const slow = runs++ < (options.slowRuns ?? 0) ? options.slowMs ?? 0 : 0;
+      busy(slow + (options.batchMs ?? 0) + n * (options.itemMs ?? 0));
       const out = new Float32Array(n * model.classes);
       for (let i = 0; i < n; i++) {
         const image = input.subarray(i * size, (i + 1) * size);

@@ -6,6 +6,7 @@ import {
   Scheduler,
   type SchedulerOptions,
   SchedulerRejection,
+  STALE_MS,
   WorkerFailedError,
 } from "../../runtime/scheduler.ts";
 import { type FunctionBackendOptions, referenceLogits } from "./function_backend.ts";
@@ -428,4 +429,27 @@ Deno.test("Scheduler.admit() refuses at the door beyond maxInFlight and for an u
       assert.equal(metrics.rejections.get(["deadline_unmeetable", "m-a@4x4"]), 1);
     },
   );
+});
+
+Deno.test("Scheduler re-measures a variant whose old measurements make it refuse every deadline", async () => {
+  await withScheduler({ backends: [fn("fn", { slowRuns: 2, slowMs: 300 })] }, async (s) => {
+    await s.warmup("m-a", "fn", shape(4), 1); // both warm-up batches are slow
+    const req = () => ({
+      model: "m-a",
+      backend: "fn",
+      input: image(1, 16),
+      shape: shape(4),
+      deadlineAt: performance.now() + 100,
+    });
+    const first = await rejection(s.submit(req()));
+    assert.ok(first instanceof SchedulerRejection && first.reason === "deadline_unmeetable");
+    // Once the measurement is older than STALE_MS, a refusal starts a fresh measurement.
+    await new Promise((r) => setTimeout(r, STALE_MS + 100));
+    await rejection(s.submit(req()));
+    for (let i = 0; i < 200 && !(s.estimate("m-a", "fn", shape(4)).serviceP95Ms < 100); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const ok = await s.submit(req());
+    assert.deepEqual(ok.logits, referenceLogits("m-a", image(1, 16), CLASSES));
+  });
 });
