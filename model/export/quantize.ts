@@ -222,6 +222,8 @@ class QdqBuilder {
 export interface QuantizeOptions {
   /** Free text stored in the metadata, e.g. `minmax, 2000 images`. */
   calibration: string;
+  /** Weight range -qmax..qmax; default `WEIGHT_QMAX` (64). 127 only for comparisons. */
+  weightQmax?: number;
   metadata?: Record<string, string>;
 }
 
@@ -261,7 +263,7 @@ export function quantizeModel(
       fcLayer = f;
       continue;
     }
-    x = quantizeConv(b, f, x, xParams, ranges);
+    x = quantizeConv(b, f, x, xParams, ranges, opts.weightQmax ?? WEIGHT_QMAX);
     xParams = b.params.get(activationName(f.layer.name))!;
     meta[`activation:${f.layer.name}`] = f.layer.activation;
   }
@@ -277,7 +279,7 @@ export function quantizeModel(
     attrs: { axis: { i: 1 } },
   });
   const flat = b.qdq("flatten.out", poolParams);
-  const w = quantizeWeightsPerChannel(fcLayer.weight, 1);
+  const w = quantizeWeightsPerChannel(fcLayer.weight, 1, opts.weightQmax ?? WEIGHT_QMAX);
   const wDq = b.constDq("fc.weight", w.q, [...fcLayer.weightDims], w.scales, undefined);
   const bias = quantizeBias(fcLayer.bias, poolParams.scale, w.scales);
   const bDq = b.constDq("fc.bias", bias.q, [bias.q.length], bias.scales, 0);
@@ -310,10 +312,11 @@ function quantizeConv(
   x: string,
   xParams: QuantParams,
   ranges: Map<string, Range>,
+  weightQmax: number,
 ): string {
   const name = f.layer.name;
   const [outC] = f.weightDims;
-  const w = quantizeWeightsPerChannel(f.weight, outC);
+  const w = quantizeWeightsPerChannel(f.weight, outC, weightQmax);
   const wDq = b.constDq(`${name}.weight`, w.q, [...f.weightDims], w.scales, 0);
   const bias = quantizeBias(f.bias, xParams.scale, w.scales);
   const bDq = b.constDq(`${name}.bias`, bias.q, [outC], bias.scales, 0);
