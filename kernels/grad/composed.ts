@@ -184,6 +184,13 @@ export function registerComposedGradKernels(backendName = "wasm"): void {
     if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
     tf.registerKernel({ kernelName, backendName, kernelFunc });
   };
+  // Put back the backend's own kernels that registerOwnGradKernels replaced.
+  for (const name of [tf.Identity, tf.Conv2DBackpropInput]) {
+    const stock =
+      (tf.getKernel(name, backendName)?.kernelFunc as { stock?: tf.KernelFunc } | undefined)
+        ?.stock;
+    if (stock) reg(name, stock);
+  }
   reg(tf.Conv2DBackpropFilter, ({ inputs, attrs }) =>
     conv2dBackpropFilterComposed(
       inputs.x as tf.Tensor4D,

@@ -135,10 +135,28 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
     );
   });
 
+  // tfjs clones every tensor it saves for the backward pass through Identity, which the wasm
+  // backend implements as a full copy (~200 per MobileNet step). Tensors are immutable, so
+  // sharing the buffer with a reference count (as the cpu backend does) is enough.
+  const stockIdentity = tf.getKernel(tf.Identity, backendName);
+  if (stockIdentity && !(stockIdentity.kernelFunc as { own?: boolean }).own) {
+    const fallback = stockIdentity.kernelFunc;
+    const kernelFunc: tf.KernelFunc & { own?: boolean; stock?: tf.KernelFunc } = (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const b = args.backend as { incRef?: (id: tf.DataId) => void };
+      if (x.dtype === "string" || typeof b.incRef !== "function") return fallback(args);
+      b.incRef(x.dataId);
+      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+    };
+    kernelFunc.own = true;
+    kernelFunc.stock = fallback;
+    reg(tf.Identity, kernelFunc);
+  }
+
   const stockInput = tf.getKernel(tf.Conv2DBackpropInput, backendName);
   if (stockInput && !(stockInput.kernelFunc as { own?: boolean }).own) {
     const fallback = stockInput.kernelFunc;
-    const kernelFunc: tf.KernelFunc & { own?: boolean } = (args) => {
+    const kernelFunc: tf.KernelFunc & { own?: boolean; stock?: tf.KernelFunc } = (args) => {
       const dy = args.inputs.dy as tf.Tensor4D;
       const filter = args.inputs.filter as tf.Tensor4D;
       const a = args.attrs as unknown as ConvAttrs;
@@ -154,6 +172,7 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
       );
     };
     kernelFunc.own = true;
+    kernelFunc.stock = fallback;
     reg(tf.Conv2DBackpropInput, kernelFunc);
   }
 }
