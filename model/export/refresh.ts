@@ -1,0 +1,115 @@
+/**
+ * Keeps model/artifacts in step with the trainer's runs: for each alpha, the run under
+ * model/train/runs/ whose `model/` checkpoint has the best test accuracy (as the trainer recorded
+ * it) is exported and evaluated, unless the manifest already ships exactly that checkpoint.
+ * Stand-ins (`"trained": false`) are replaced as soon as a trained run of their alpha exists.
+ *
+ * @example
+ * deno run -A model/export/refresh.ts            # export + eval what changed
+ * deno run -A model/export/refresh.ts --dry-run  # only say what would change
+ * deno run -A model/export/refresh.ts --watch 600  # check every 10 minutes until stopped
+ */
+import { parseExportArgs, runExport } from "./export.ts";
+import { readManifest, sha256Hex } from "./manifest.ts";
+
+export interface RunCandidate {
+  dir: string;
+  alpha: number;
+  testAccuracy: number;
+  epochs: number;
+  weightsSha256: string;
+}
+
+/** Finds every `<runs>/<run>/model` checkpoint with its recorded accuracy. */
+export async function listRuns(runsDir: string): Promise<RunCandidate[]> {
+  const out: RunCandidate[] = [];
+  let entries: Deno.DirEntry[] = [];
+  try {
+    entries = [...Deno.readDirSync(runsDir)];
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return out;
+    throw e;
+  }
+  for (const e of entries) {
+    if (!e.isDirectory) continue;
+    const dir = `${runsDir}/${e.name}/model`;
+    let meta: Record<string, unknown>;
+    try {
+      meta = JSON.parse(await Deno.readTextFile(`${dir}/weights.json`)).meta ?? {};
+    } catch {
+      continue; // no finished epoch yet
+    }
+    const acc = Array.isArray(meta.testAccuracy) ? meta.testAccuracy.at(-1) : undefined;
+    if (meta.arch !== "mobilenet_v1" || typeof meta.alpha !== "number" || typeof acc !== "number") {
+      continue;
+    }
+    out.push({
+      dir,
+      alpha: meta.alpha,
+      testAccuracy: acc,
+      epochs: Number(meta.epochs ?? 0),
+      weightsSha256: await sha256Hex(await Deno.readFile(`${dir}/weights.bin`)),
+    });
+  }
+  return out;
+}
+
+/** The best run per alpha. */
+export function bestPerAlpha(runs: RunCandidate[]): Map<number, RunCandidate> {
+  const best = new Map<number, RunCandidate>();
+  for (const r of runs) {
+    const b = best.get(r.alpha);
+    if (!b || r.testAccuracy > b.testAccuracy) best.set(r.alpha, r);
+  }
+  return best;
+}
+
+async function refreshOnce(artifacts: string, runsDir: string, dryRun: boolean): Promise<string[]> {
+  const manifest = await readManifest(`${artifacts}/manifest.json`);
+  const changed: string[] = [];
+  for (const [alpha, run] of bestPerAlpha(await listRuns(runsDir))) {
+    const shipped = manifest.models.find((m) => m.alpha === alpha);
+    if (
+      shipped && shipped.trained && shipped.source.checkpoint === run.dir &&
+      shipped.source.weightsSha256 === run.weightsSha256
+    ) continue;
+    console.log(
+      `alpha ${alpha}: ${run.dir} (epoch ${run.epochs}, trainer's test accuracy ${
+        (100 * run.testAccuracy).toFixed(2)
+      }%) replaces ${shipped ? `${shipped.id} from ${shipped.source.checkpoint}` : "nothing"}`,
+    );
+    if (dryRun) continue;
+    const argv = ["--checkpoint", run.dir, "--out", artifacts];
+    const entry = await runExport(parseExportArgs(argv), `deno task export ${argv.join(" ")}`);
+    changed.push(entry.id);
+  }
+  if (changed.length > 0) {
+    const cmd = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./eval.ts", import.meta.url).pathname,
+        "--artifacts",
+        artifacts,
+        "--ids",
+        changed.join(","),
+      ],
+    });
+    const { code } = await cmd.spawn().status;
+    if (code !== 0) throw new RangeError(`Cannot finish the refresh as eval exited with ${code}`);
+  }
+  return changed;
+}
+
+if (import.meta.main) {
+  const argv = Deno.args.filter((a) => a !== "--");
+  const dryRun = argv.includes("--dry-run");
+  const w = argv.indexOf("--watch");
+  const every = w >= 0 ? Number(argv[w + 1] ?? 600) : 0;
+  for (;;) {
+    const changed = await refreshOnce("model/artifacts", "model/train/runs", dryRun);
+    console.log(changed.length ? `refreshed ${changed.join(", ")}` : "artifacts are up to date");
+    if (!every) break;
+    await new Promise((r) => setTimeout(r, every * 1000));
+  }
+}

@@ -1,0 +1,29 @@
+import assert from "node:assert/strict";
+import { bestPerAlpha, listRuns } from "../../../model/export/refresh.ts";
+import { saveWeights } from "../../../model/weights.ts";
+
+Deno.test("listRuns() and bestPerAlpha() pick, per alpha, the run with the best recorded test accuracy", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const t = new Map([["x", { shape: [1], data: new Float32Array([1]) }]]);
+    const meta = (alpha: number, acc: number[]) => ({
+      arch: "mobilenet_v1",
+      alpha,
+      testAccuracy: acc,
+      epochs: acc.length,
+    });
+    await saveWeights(`${dir}/a/model`, t, meta(0.25, [0.7, 0.8]));
+    await saveWeights(`${dir}/b/model`, t, meta(0.25, [0.9]));
+    await saveWeights(`${dir}/c/model`, t, meta(0.5, [0.6]));
+    await Deno.mkdir(`${dir}/d/checkpoint`, { recursive: true }); // a run with no finished epoch
+    const runs = await listRuns(dir);
+    assert.equal(runs.length, 3);
+    const best = bestPerAlpha(runs);
+    assert.equal(best.get(0.25)!.dir, `${dir}/b/model`);
+    assert.equal(best.get(0.5)!.testAccuracy, 0.6);
+    assert.match(best.get(0.5)!.weightsSha256, /^[0-9a-f]{64}$/);
+    assert.deepEqual(await listRuns(`${dir}/missing`), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
