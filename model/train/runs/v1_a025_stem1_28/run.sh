@@ -1,0 +1,1 @@
+NO_COLOR=1 nohup deno task train --out model/train/runs/v1_a025_stem1_28 --alpha 0.25 --plan imagenet_stem1 --resolution 28 --epochs 3 --batch 64 --seed 1 --workers 2 --kernels own --ckpt-every 100 --resume >> model/train/runs/v1_a025_stem1_28/train.log 2>&1 &
