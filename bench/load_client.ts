@@ -93,6 +93,9 @@ class ResponseReader {
     this.#len -= n;
   }
 
+  /** Set by `next()` when the answer said `Connection: close`: open a new connection. */
+  closing = false;
+
   /** The status of the next answer, its body read and discarded; null if the peer closed. */
   async next(): Promise<number | null> {
     let headEnd: number;
@@ -101,6 +104,7 @@ class ResponseReader {
     }
     const head = dec.decode(this.#buf.subarray(0, headEnd)).toLowerCase();
     const status = Number(head.slice(9, 12));
+    this.closing = /\r\nconnection: *close/.test(head);
     let rest = headEnd + 4;
     const cl = head.match(/\r\ncontent-length: *(\d+)/);
     if (cl) {
@@ -147,13 +151,20 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   let issued = 0;
   let socketErrors = 0;
   let timeouts = 0;
+  const interval = spec.ratePerS ? 1000 / spec.ratePerS : 0;
+  const connect = async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: spec.port });
+    conn.setNoDelay(true);
+    return conn;
+  };
+  // Every connection is open before the clock starts: the run measures requests, not handshakes.
+  const initial = await Promise.all(Array.from({ length: spec.connections }, connect));
   const start = performance.now();
   const stopAt = start + spec.durationMs;
-  const interval = spec.ratePerS ? 1000 / spec.ratePerS : 0;
 
-  const worker = async () => {
-    let conn: Deno.TcpConn | null = null;
-    let reader: ResponseReader | null = null;
+  const worker = async (first: Deno.TcpConn) => {
+    let conn: Deno.TcpConn | null = first;
+    let reader: ResponseReader | null = new ResponseReader(first);
     try {
       while (issued < spec.maxRequests && performance.now() < stopAt) {
         if (interval && start + issued * interval > stopAt) break;
@@ -165,8 +176,12 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
           sendAt = target; // open loop: latency from the intended send time
         }
         if (!conn || !reader) {
-          conn = await Deno.connect({ hostname: "127.0.0.1", port: spec.port });
-          conn.setNoDelay(true);
+          try {
+            conn = await connect();
+          } catch {
+            socketErrors++;
+            continue;
+          }
           reader = new ResponseReader(conn);
         }
         const c: Deno.TcpConn = conn;
@@ -201,6 +216,14 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
         statuses[answered] = status;
         answered++;
         statusCounts.set(status, (statusCounts.get(status) ?? 0) + 1);
+        if (reader.closing) {
+          // The server ends this connection after the answer (HTTP/1.1 Connection: close).
+          try {
+            c.close();
+          } catch { /* already closed */ }
+          conn = null;
+          reader = null;
+        }
       }
     } finally {
       try {
@@ -208,7 +231,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       } catch { /* already closed */ }
     }
   };
-  await Promise.all(Array.from({ length: spec.connections }, worker));
+  await Promise.all(initial.map(worker));
   const durationS = (performance.now() - start) / 1000;
   return {
     sent: Math.min(issued, spec.maxRequests),

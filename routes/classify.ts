@@ -26,6 +26,7 @@ import { parseInteger, parseNumber } from "./params.ts";
 import { badParameter, ProblemError } from "./problem.ts";
 import {
   type AutoChooser,
+  discardSmallBody,
   readDeadline,
   resolveAuto,
   schedulerProblem,
@@ -116,6 +117,7 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
           ...(params.deadlineAt === undefined ? {} : { deadlineAt: params.deadlineAt }),
         });
       } catch (e) {
+        await discardSmallBody(c.req.raw);
         throw schedulerProblem(e) ?? e;
       }
       try {

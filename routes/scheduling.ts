@@ -145,3 +145,21 @@ export function resolveAuto(
   }
   return pick;
 }
+
+/** Uploads up to this size are read before a refusal, so the connection stays usable. */
+export const DISCARD_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * Reads and drops a small request body before a refusal that did not need it: with the body
+ * unread the server must close the connection, and under overload a client would then pay a new
+ * TCP handshake for every retry. Larger (or unsized) bodies are left unread.
+ */
+export async function discardSmallBody(req: Request): Promise<void> {
+  const length = Number(req.headers.get("content-length"));
+  if (!req.body || !(length > 0 && length <= DISCARD_LIMIT_BYTES)) return;
+  try {
+    await req.arrayBuffer();
+  } catch {
+    // The client went away: nothing to keep open.
+  }
+}

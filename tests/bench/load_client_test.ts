@@ -69,6 +69,27 @@ Deno.test("runLoad() in open loop sends at most rate x duration requests", async
   }
 });
 
+Deno.test("runLoad() opens a new connection after an answer that says Connection: close", async () => {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("bye", { headers: { connection: "close" } }),
+  );
+  try {
+    const port = server.addr.port;
+    const r = await runLoad({
+      port,
+      requests: [encodeRequest("GET", "/", port)],
+      connections: 2,
+      maxRequests: 50,
+      durationMs: 30_000,
+    });
+    assert.equal(r.statusCounts.get(200), 50);
+    assert.equal(r.socketErrors, 0);
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("percentile() uses the nearest rank", () => {
   const s = Float64Array.from({ length: 100 }, (_, i) => 100 - i);
   assert.equal(percentile(s, 0.5), 50);

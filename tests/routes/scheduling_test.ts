@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { requestMetrics } from "../../routes/metrics.ts";
 import { onError } from "../../routes/problem.ts";
-import { MAX_DEADLINE_MS, readDeadline, schedulerProblem } from "../../routes/scheduling.ts";
+import {
+  DISCARD_LIMIT_BYTES,
+  discardSmallBody,
+  MAX_DEADLINE_MS,
+  readDeadline,
+  schedulerProblem,
+} from "../../routes/scheduling.ts";
 import { createServiceMetrics } from "../../runtime/metrics.ts";
 import { SchedulerRejection, WorkerFailedError } from "../../runtime/scheduler.ts";
 
@@ -68,4 +74,22 @@ Deno.test("schedulerProblem() maps refusals to 429, 503 and 504 with Retry-After
   const w = schedulerProblem(new WorkerFailedError("crashed"));
   assert.equal(w?.status, 503);
   assert.equal(schedulerProblem(new Error("other")), undefined);
+});
+
+Deno.test("discardSmallBody() reads a small upload before a refusal and leaves a large one unread", async () => {
+  // Content-Length as a client sends it (a Request built here has none of its own).
+  const small = new Request("http://x/", {
+    method: "POST",
+    body: new Uint8Array(300),
+    headers: { "content-length": "300" },
+  });
+  await discardSmallBody(small);
+  assert.equal(small.bodyUsed, true);
+  const large = new Request("http://x/", {
+    method: "POST",
+    body: new Uint8Array(DISCARD_LIMIT_BYTES + 1),
+    headers: { "content-length": String(DISCARD_LIMIT_BYTES + 1) },
+  });
+  await discardSmallBody(large);
+  assert.equal(large.bodyUsed, false);
 });
