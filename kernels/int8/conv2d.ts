@@ -66,8 +66,11 @@ export interface Conv2dPlan {
   readonly groups: number;
   readonly inPerGroup: number;
   readonly outPerGroup: number;
-  /** Weights minus their zero point, OIHW. */
+  /** Weights minus their zero point, OIHW (computed on first use). */
   readonly weights: Int32Array;
+  /** The weights as given, and their zero point per output channel. */
+  readonly sourceWeights: Int8Array | Uint8Array;
+  readonly weightZeroPoints: Int32Array;
   readonly bias: Int32Array;
   readonly multipliers: Float32Array;
   readonly inZeroPoint: number;
@@ -99,20 +102,44 @@ export function resolvePadding(
   return { out, before };
 }
 
-/** `w - zp[o]` for `outC` rows of `perOut` weights, and the largest magnitude. */
-export function subtractZeroPoints(
+/** Weights with their zero points, validated, with `w - zp` computed only when first asked for. */
+export interface PreparedWeights {
+  readonly source: Int8Array | Uint8Array;
+  /** One zero point per output channel. */
+  readonly zeroPoints: Int32Array;
+  /** An upper bound of |w - zp| (exact unless the weights are int8 with zero points 0). */
+  readonly maxAbs: number;
+  /** `w - zp[o]`, computed once on first call. */
+  values(): Int32Array;
+}
+
+/**
+ * Validates weights and zero points. Symmetric int8 weights (all zero points 0, the exporter's
+ * format) are not scanned: |w| <= 128 is the bound, and `w - zp` is made only if a caller asks
+ * (the reference kernels do; the wasm packers read the int8 bytes directly), which keeps model
+ * loading fast.
+ */
+export function prepareWeights(
   src: Int8Array | Uint8Array,
   zp: ArrayLike<number>,
   outC: number,
   perOut: number,
-): { weights: Int32Array; maxAbs: number } {
-  // Native widening copy, then monomorphic loops over the Int32Array (fast at load time).
-  const weights = new Int32Array(src);
-  for (let o = 0; o < outC; o++) {
-    const z = zp.length === 1 ? zp[0]! : zp[o]!;
-    if (z !== 0) subtractRow(weights, o * perOut, (o + 1) * perOut, z);
-  }
-  return { weights, maxAbs: maxMagnitude(weights) };
+): PreparedWeights {
+  const zeroPoints = new Int32Array(outC);
+  for (let o = 0; o < outC; o++) zeroPoints[o] = zp.length === 1 ? zp[0]! : zp[o]!;
+  let cached: Int32Array | undefined;
+  const values = (): Int32Array => {
+    if (!cached) {
+      // Native widening copy, then monomorphic loops over the Int32Array.
+      cached = new Int32Array(src);
+      for (let o = 0; o < outC; o++) {
+        if (zeroPoints[o] !== 0) subtractRow(cached, o * perOut, (o + 1) * perOut, zeroPoints[o]!);
+      }
+    }
+    return cached;
+  };
+  const symmetric = src instanceof Int8Array && zeroPoints.every((z) => z === 0);
+  return { source: src, zeroPoints, maxAbs: symmetric ? 128 : maxMagnitude(values()), values };
 }
 
 function subtractRow(w: Int32Array, start: number, end: number, z: number): void {
@@ -218,7 +245,8 @@ export function createConv2dPlan(shape: NHWC, params: QuantizedConvParams): Conv
     );
   }
   const perOut = inPerGroup * kh * kw;
-  const { weights, maxAbs } = subtractZeroPoints(params.weights, wzp, outC, perOut);
+  const prepared = prepareWeights(params.weights, wzp, outC, perOut);
+  const maxAbs = prepared.maxAbs;
   if (maxAbs > 32767) {
     throw new RangeError(
       `Cannot run int8 conv as weights minus zero point must fit int16: largest magnitude is ${maxAbs}`,
@@ -254,7 +282,11 @@ export function createConv2dPlan(shape: NHWC, params: QuantizedConvParams): Conv
     groups,
     inPerGroup,
     outPerGroup: outC / groups,
-    weights,
+    get weights() {
+      return prepared.values();
+    },
+    sourceWeights: prepared.source,
+    weightZeroPoints: prepared.zeroPoints,
     bias,
     multipliers: requantMultipliers(params.inScale, params.weightScales, params.outScale, outC),
     inZeroPoint: params.inZeroPoint,
@@ -274,6 +306,7 @@ export function runConv2dPlan(plan: Conv2dPlan, input: Uint8Array): Uint8Array {
   }
   const out = new Uint8Array(n * outH * outW * outC);
   const zp = plan.inZeroPoint;
+  const weights = plan.weights;
   for (let b = 0; b < n; b++) {
     for (let oy = 0; oy < outH; oy++) {
       for (let ox = 0; ox < outW; ox++) {
@@ -289,7 +322,7 @@ export function runConv2dPlan(plan: Conv2dPlan, input: Uint8Array): Uint8Array {
               const base = ((b * h + iy) * w + ix) * c + g * inPerGroup;
               for (let i = 0; i < inPerGroup; i++) {
                 acc += (input[base + i]! - zp) *
-                  plan.weights[((o * inPerGroup + i) * kh + ky) * kw + kx]!;
+                  weights[((o * inPerGroup + i) * kh + ky) * kw + kx]!;
               }
             }
           }

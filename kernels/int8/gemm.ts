@@ -5,7 +5,7 @@
  * pointwise convolutions and the FC layer. Output: uint8 requantized (see `requantize.ts`) or
  * float32 `f32(acc) * f32(inScale * wScale[n])` (dequantized logits).
  */
-import { subtractZeroPoints } from "./conv2d.ts";
+import { prepareWeights } from "./conv2d.ts";
 import {
   checkCount,
   checkRange,
@@ -37,8 +37,11 @@ export interface GemmPlan {
   readonly m: number;
   readonly k: number;
   readonly n: number;
-  /** Weights minus zero point, `[N, K]`. */
+  /** Weights minus zero point, `[N, K]` (computed on first use). */
   readonly weights: Int32Array;
+  /** The weights as given, and their zero point per output channel. */
+  readonly sourceWeights: Int8Array | Uint8Array;
+  readonly weightZeroPoints: Int32Array;
   readonly bias: Int32Array;
   readonly output: "uint8" | "float32";
   /** uint8: requantization multipliers; float32: dequantization scales `f32(inScale * wScale)`. */
@@ -76,7 +79,8 @@ export function createGemmPlan(shape: readonly [number, number], params: GemmPar
       `Cannot run int8 GEMM as weight zero points must have 1 or ${n} entries: current length is ${wzp.length}`,
     );
   }
-  const { weights, maxAbs } = subtractZeroPoints(params.weights, wzp, n, k);
+  const prepared = prepareWeights(params.weights, wzp, n, k);
+  const maxAbs = prepared.maxAbs;
   if (maxAbs > 32767) {
     throw new RangeError(
       `Cannot run int8 GEMM as weights minus zero point must fit int16: largest magnitude is ${maxAbs}`,
@@ -109,7 +113,11 @@ export function createGemmPlan(shape: readonly [number, number], params: GemmPar
       m,
       k,
       n,
-      weights,
+      get weights() {
+        return prepared.values();
+      },
+      sourceWeights: prepared.source,
+      weightZeroPoints: prepared.zeroPoints,
       bias,
       output,
       multipliers: scales,
@@ -130,7 +138,11 @@ export function createGemmPlan(shape: readonly [number, number], params: GemmPar
     m,
     k,
     n,
-    weights,
+    get weights() {
+      return prepared.values();
+    },
+    sourceWeights: prepared.source,
+    weightZeroPoints: prepared.zeroPoints,
     bias,
     output,
     multipliers: requantMultipliers(params.inScale, params.weightScales, params.outScale, n),
@@ -142,11 +154,17 @@ export function createGemmPlan(shape: readonly [number, number], params: GemmPar
 }
 
 /** The int32 accumulator of one output (bias included). */
-function accumulate(plan: GemmPlan, a: Uint8Array, r: number, o: number): number {
+function accumulate(
+  plan: GemmPlan,
+  weights: Int32Array,
+  a: Uint8Array,
+  r: number,
+  o: number,
+): number {
   let acc = plan.bias[o]!;
   const zp = plan.inZeroPoint;
   for (let i = 0; i < plan.k; i++) {
-    acc += (a[r * plan.k + i]! - zp) * plan.weights[o * plan.k + i]!;
+    acc += (a[r * plan.k + i]! - zp) * weights[o * plan.k + i]!;
   }
   return acc;
 }
@@ -154,11 +172,12 @@ function accumulate(plan: GemmPlan, a: Uint8Array, r: number, o: number): number
 /** Runs a uint8-output plan on `[M, K]` uint8 input; returns `[M, N]` uint8. */
 export function runGemmPlan(plan: GemmPlan, a: Uint8Array): Uint8Array {
   checkInput(plan, a);
+  const weights = plan.weights;
   const out = new Uint8Array(plan.m * plan.n);
   for (let r = 0; r < plan.m; r++) {
     for (let o = 0; o < plan.n; o++) {
       out[r * plan.n + o] = requantizeValue(
-        accumulate(plan, a, r, o),
+        accumulate(plan, weights, a, r, o),
         plan.multipliers[o]!,
         plan.outZeroPoint,
         plan.lo,
@@ -172,11 +191,12 @@ export function runGemmPlan(plan: GemmPlan, a: Uint8Array): Uint8Array {
 /** Runs a float32-output plan on `[M, K]` uint8 input; returns `[M, N]` float32. */
 export function runGemmPlanFloat(plan: GemmPlan, a: Uint8Array): Float32Array {
   checkInput(plan, a);
+  const weights = plan.weights;
   const out = new Float32Array(plan.m * plan.n);
   for (let r = 0; r < plan.m; r++) {
     for (let o = 0; o < plan.n; o++) {
       out[r * plan.n + o] = Math.fround(
-        Math.fround(accumulate(plan, a, r, o)) * plan.multipliers[o]!,
+        Math.fround(accumulate(plan, weights, a, r, o)) * plan.multipliers[o]!,
       );
     }
   }

@@ -56,7 +56,7 @@ export function requantMultipliers(
   const ys = Math.fround(outScale);
   for (let c = 0; c < channels; c++) {
     const ws = Math.fround(weightScales.length === 1 ? weightScales[0]! : weightScales[c]!);
-    checkScale(`weight scale [${c}]`, ws);
+    if (!(ws > 0 && ws < Infinity)) checkScale(`weight scale [${c}]`, ws); // message built only on failure
     out[c] = Math.fround(Math.fround(xs * ws) / ys);
   }
   return out;

@@ -57,7 +57,7 @@ export async function buildKernelsWasm(): Promise<Uint8Array> {
     } as Parameters<typeof asc.main>[1],
   );
   if (result.error || !wasm) {
-    throw new Error(
+    throw new TypeError(
       `Cannot build ${OUTPUT} as asc failed: ${result.error?.message ?? "no output"} ${
         errors.join("")
       }`,

@@ -10,6 +10,11 @@ import type { GemmPlan } from "../int8/gemm.ts";
 import type { GlobalAvgPoolPlan } from "../int8/global_avg_pool.ts";
 import type { Int8Wasm } from "./int8_wasm.ts";
 
+/** The weights as Int8Array when they are int8 with all zero points 0 (packed in wasm). */
+function symmetricInt8(w: Int8Array | Uint8Array, zp: Int32Array): Int8Array | undefined {
+  return w instanceof Int8Array && zp.every((z) => z === 0) ? w : undefined;
+}
+
 /** Output size and leading padding of a convolution for one input size. */
 export interface ConvGeometry {
   readonly outH: number;
@@ -57,12 +62,16 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
         `Cannot prepare wasm depthwise conv as it needs a square kernel and equal strides: kernel ${kh}x${kw}, strides ${strideH}x${strideW}`,
       );
     }
-    const wts = wasm.packDepthwiseWeights(plan.weights, c, kh);
+    const symmetric = symmetricInt8(plan.sourceWeights, plan.weightZeroPoints);
+    const wts = symmetric
+      ? wasm.packDepthwiseWeightsInt8(symmetric, c, kh)
+      : wasm.packDepthwiseWeights(plan.weights, c, kh);
     const taps = kh * kw;
+    const w = symmetric ?? plan.weights;
     const folded = new Int32Array(c);
     for (let ch = 0; ch < c; ch++) {
       let sum = 0;
-      for (let t = 0; t < taps; t++) sum += plan.weights[ch * taps + t]!;
+      for (let t = 0; t < taps; t++) sum += w[ch * taps + t]!;
       folded[ch] = plan.bias[ch]! - inZp * sum;
     }
     const biasIn = wasm.putPaddedI32(folded);
@@ -109,7 +118,10 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
   }
   // Weights in (ky, kx, ci) column order, as packIm2col writes its rows (OIHW already is for 1x1).
   const k = kh * kw * c;
-  let reordered = plan.weights;
+  const symmetric = kh * kw === 1
+    ? symmetricInt8(plan.sourceWeights, plan.weightZeroPoints)
+    : undefined;
+  let reordered = symmetric ? new Int32Array(0) : plan.weights;
   if (kh * kw > 1) {
     reordered = new Int32Array(plan.outC * k);
     for (let o = 0; o < plan.outC; o++) {
@@ -120,7 +132,9 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
       }
     }
   }
-  const { ptr: wts, kp } = wasm.packGemmWeights(reordered, plan.outC, k);
+  const { ptr: wts, kp } = symmetric
+    ? wasm.packGemmWeightsInt8(symmetric, plan.outC, k)
+    : wasm.packGemmWeights(reordered, plan.outC, k);
   const direct = kh === 1 && kw === 1 && strideH === 1 && strideW === 1;
   return {
     kind: direct ? "gemm_direct" : "gemm_im2col",
@@ -172,7 +186,10 @@ export interface PackedGemm {
 
 /** Packs a GEMM from a `GemmPlan` (its row count only served validation). */
 export function packGemm(wasm: Int8Wasm, plan: GemmPlan): PackedGemm {
-  const { ptr: wts, kp } = wasm.packGemmWeights(plan.weights, plan.n, plan.k);
+  const symmetric = symmetricInt8(plan.sourceWeights, plan.weightZeroPoints);
+  const { ptr: wts, kp } = symmetric
+    ? wasm.packGemmWeightsInt8(symmetric, plan.n, plan.k)
+    : wasm.packGemmWeights(plan.weights, plan.n, plan.k);
   const bias = wasm.putPaddedI32(plan.bias);
   const mult = wasm.putPaddedF32(plan.multipliers);
   const ex = wasm.exports;

@@ -14,6 +14,8 @@
 export interface Int8WasmExports {
   readonly memory: WebAssembly.Memory;
   heapBase(): number;
+  packGemmWeightsI8(src: number, n: number, k: number, kp: number, dst: number): void;
+  packDepthwiseWeightsI8(src: number, c: number, taps: number, dst: number): void;
   packRows(
     src: number,
     m: number,
@@ -123,6 +125,8 @@ export const roundUp = (v: number, m: number): number => Math.ceil(v / m) * m;
 
 const EXPORT_NAMES = [
   "heapBase",
+  "packGemmWeightsI8",
+  "packDepthwiseWeightsI8",
   "packRows",
   "packIm2col",
   "gemmU8",
@@ -207,7 +211,7 @@ export class Int8Wasm {
   }
 
   /** Copies `data` into a new allocation; returns its pointer. */
-  put(data: Uint8Array | Int16Array | Int32Array | Float32Array): number {
+  put(data: Uint8Array | Int8Array | Int16Array | Int32Array | Float32Array): number {
     const ptr = this.alloc(data.byteLength);
     this.u8(ptr, data.byteLength).set(
       new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
@@ -244,6 +248,30 @@ export class Int8Wasm {
       for (let p = 0; p < k; p++) packed[base + (p >> 1) * 16 + (p & 1)] = weights[row + p]!;
     }
     return { ptr: this.put(packed), kp };
+  }
+
+  /**
+   * Packs symmetric int8 `[n, k]` weights (zero point 0) in wasm: the fast path at model load.
+   */
+  packGemmWeightsInt8(weights: Int8Array, n: number, k: number): { ptr: number; kp: number } {
+    const kp = roundUp(k, 2);
+    const dst = this.alloc(Math.ceil(n / 8) * 8 * kp * 2);
+    const mark = this.mark();
+    const src = this.put(weights);
+    this.exports.packGemmWeightsI8(src, n, k, kp, dst);
+    this.release(mark);
+    return { ptr: dst, kp };
+  }
+
+  /** Packs symmetric int8 depthwise weights `[c, k*k]` in wasm. */
+  packDepthwiseWeightsInt8(weights: Int8Array, c: number, k: number): number {
+    const taps = k * k;
+    const dst = this.alloc(Math.ceil(c / 8) * Math.ceil(taps / 2) * 16 * 2);
+    const mark = this.mark();
+    const src = this.put(weights);
+    this.exports.packDepthwiseWeightsI8(src, c, taps, dst);
+    this.release(mark);
+    return dst;
   }
 
   /** Packs depthwise weights `[c, k*k]` (minus zero point) for `depthwise`. */

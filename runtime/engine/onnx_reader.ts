@@ -70,7 +70,15 @@ class Reader {
     return r;
   }
   string(): string {
-    return TEXT.decode(this.bytes());
+    const b = this.bytes();
+    // Names are short ASCII: building them directly avoids a TextDecoder call per string, which
+    // dominated model loading.
+    if (b.length <= 64) {
+      let ascii = true;
+      for (let i = 0; i < b.length; i++) if (b[i]! >= 0x80) ascii = false;
+      if (ascii) return String.fromCharCode(...b);
+    }
+    return TEXT.decode(b);
   }
   float(): number {
     const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 4).getFloat32(0, true);

@@ -49,6 +49,39 @@ function store8(out: usize, lo4: v128, hi4: v128, count: i32): void {
 }
 
 /**
+ * Packs symmetric int8 weights [n][k] (zero point 0) into the gemmU8 layout (see there) at dst,
+ * (n rounded up to 8) x kp int16, zero-filled padding. Done at load; in wasm so that loading a
+ * model costs little even before the JavaScript packers would be optimized.
+ */
+export function packGemmWeightsI8(src: usize, n: i32, k: i32, kp: i32, dst: usize): void {
+  const total = <usize> (((n + 7) >> 3) * 8 * kp) << 1;
+  for (let i: usize = 0; i < total; i += 8) store<u64>(dst + i, 0);
+  for (let o = 0; o < n; o++) {
+    const lane = o & 7;
+    const base = dst + (<usize> (((o >> 3) * 8 * kp) + ((lane >> 2) << 3) + ((lane & 3) << 1)) << 1);
+    const row = src + <usize> (o * k);
+    for (let p = 0; p < k; p++) {
+      store<i16>(base + (<usize> (((p >> 1) << 4) + (p & 1)) << 1), <i16> load<i8>(row + <usize> p));
+    }
+  }
+}
+
+/** Packs symmetric int8 depthwise weights [c][taps] into the depthwise layout (see there). */
+export function packDepthwiseWeightsI8(src: usize, c: i32, taps: i32, dst: usize): void {
+  const pairs = (taps + 1) >> 1;
+  const total = <usize> (((c + 7) >> 3) * pairs * 16) << 1;
+  for (let i: usize = 0; i < total; i += 8) store<u64>(dst + i, 0);
+  for (let ch = 0; ch < c; ch++) {
+    const lane = ch & 7;
+    const base = dst + (<usize> ((ch >> 3) * pairs * 16 + ((lane >> 2) << 3) + ((lane & 3) << 1)) << 1);
+    const row = src + <usize> (ch * taps);
+    for (let t = 0; t < taps; t++) {
+      store<i16>(base + (<usize> (((t >> 1) << 4) + (t & 1)) << 1), <i16> load<i8>(row + <usize> t));
+    }
+  }
+}
+
+/**
  * Packs uint8 rows into int16 GEMM rows: dst[r][i] = src[r * ldsrc + i] - zp for i < k, 0 up to kp
  * (kp even). The A operand of gemmU8 for pointwise convolutions and the FC layer.
  */

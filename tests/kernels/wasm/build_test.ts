@@ -30,6 +30,8 @@ Deno.test("kernels.wasm has zero imports and exports its memory and kernels", as
     "globalAvgPool",
     "heapBase",
     "memory",
+    "packDepthwiseWeightsI8",
+    "packGemmWeightsI8",
     "packIm2col",
     "packRows",
     "requantize",
