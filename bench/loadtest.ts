@@ -336,6 +336,8 @@ async function writeSection(name: string, body: string): Promise<void> {
     ? doc.slice(0, i) + block + doc.slice(j + end.length)
     : `${doc.trimEnd()}\n\n${block}\n`;
   await Deno.writeTextFile(DOC, doc);
+  // The doc passes `deno fmt --check` (deno task ok): align the tables the way fmt does.
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", DOC.pathname] }).output();
 }
 
 function setting(a: Args, loadBefore: number, loadAfter: number): string {
