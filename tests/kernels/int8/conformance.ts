@@ -452,6 +452,28 @@ export function generatedCases(): ConformanceCase[] {
     gapCase("gap 7x7x33 zp 0/0", [1, 7, 7, 33], 0, 0, 0.05, 42),
     gapCase("gap 2x3x1 batch 3 saturating", [3, 2, 3, 1], 128, 128, 0.004, 43),
   ];
+  // seeded random shapes: kernel 1/3/5, stride 1/2, any channels and sizes, SAME or VALID
+  const pick = rng(2024);
+  const int = (lo: number, hi: number) => lo + Math.floor(pick() * (hi - lo + 1));
+  for (let i = 0; i < 16; i++) {
+    const k = [1, 3, 5][int(0, 2)]!;
+    const depthwise = pick() < 0.5 && k > 1;
+    const stride = int(1, 2);
+    const shape: NHWC = [int(1, 3), int(1, 13), int(1, 13), int(1, 40)];
+    const padding = pick() < 0.8 || shape[1] < k || shape[2] < k ? "same_upper" : "valid";
+    cases.push(convCase({
+      name: `random ${i}: ${depthwise ? "depthwise" : "conv"} ${k}x${k} s${stride} ${padding} [${
+        shape.join(",")
+      }]`,
+      shape,
+      outC: int(1, 40),
+      k,
+      stride,
+      depthwise,
+      padding,
+      seed: 100 + i,
+    }));
+  }
   // requantize: ties at multiplier 0.5, large accumulators (float32 rounding), saturation
   const acc = Int32Array.from([
     1,
