@@ -262,7 +262,7 @@ function parseParams(registry: ModelRegistry, q: Record<string, string>): Classi
 function pickVariant(registry: ModelRegistry, raw: string | undefined): Variant {
   const alphas = registry.alphas;
   const list = alphas.join(", ");
-  if (raw === undefined) return registry.variantForAlpha(alphas[alphas.length - 1]!)!;
+  if (raw === undefined) return registry.defaultVariant;
   const alpha = parseNumber("alpha", raw, `one of ${list}`);
   const v = registry.variantForAlpha(alpha);
   if (!v) {

@@ -12,9 +12,12 @@ import type { CostDefaults } from "./cost.ts";
 export function modelsRoutes(registry: ModelRegistry): Hono {
   const app = new Hono();
   app.get("/", (c) => {
-    const alphas = registry.alphas;
     return c.json({
-      default: { alpha: alphas[alphas.length - 1], beta: 1, backend: registry.defaultBackend },
+      default: {
+        alpha: registry.defaultVariant.manifest.alpha,
+        beta: 1,
+        backend: registry.defaultBackend,
+      },
       backends: registry.backendNames,
       ready: registry.ready(),
       models: registry.variants.map((v) => {

@@ -229,6 +229,19 @@ export class ModelRegistry implements Inference {
     return [...new Set(this.#variants.map((v) => v.manifest.alpha))].sort((a, b) => a - b);
   }
 
+  /**
+   * The variant served when a request names no alpha: the one with the highest measured int8
+   * accuracy at beta 1 in the manifest (`deno task eval`), the widest when none is measured.
+   */
+  get defaultVariant(): Variant {
+    const acc = (v: Variant) => v.manifest.accuracy.int8[betaKey(1)] ?? -1;
+    return this.#variants.reduce((best, v) =>
+      acc(v) > acc(best) || (acc(v) === acc(best) && v.manifest.alpha > best.manifest.alpha)
+        ? v
+        : best
+    );
+  }
+
   /** The variant for a width, or undefined when none is shipped. */
   variantForAlpha(alpha: number): Variant | undefined {
     return this.#variants.find((v) => Math.abs(v.manifest.alpha - alpha) < 1e-9);

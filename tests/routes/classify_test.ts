@@ -101,9 +101,11 @@ Deno.test({
 
 Deno.test({
   ...opts,
-  name: "POST /v1/classify defaults to the widest alpha, beta 1 and top 5; resolution= sets pixels",
+  name:
+    "POST /v1/classify defaults to the most accurate alpha in the manifest, beta 1 and top 5; resolution= sets pixels",
   fn: async () => {
     const d = await classify("");
+    // The tiny manifest gives every width the same accuracy: the widest wins the tie.
     assert.equal(d.body.model.alpha, 1);
     assert.equal(d.body.model.resolution, 28);
     assert.equal(d.body.predictions.length, 5);

@@ -142,6 +142,22 @@ Deno.test({
   },
 });
 
+Deno.test("registry defaultVariant is the most accurate at beta 1, the widest when none is measured", async () => {
+  const measured = await writeTinyArtifacts({
+    alphas: [0.25, 0.5, 1],
+    edit: (m) => (m.accuracy.int8 = { "1": m.alpha === 0.5 ? 0.9 : 0.3 }),
+  });
+  assert.equal(
+    (await ModelRegistry.open({ dir: measured.dir })).defaultVariant.manifest.alpha,
+    0.5,
+  );
+  const none = await writeTinyArtifacts({
+    alphas: [0.25, 0.5],
+    edit: (m) => (m.accuracy.int8 = {}),
+  });
+  assert.equal((await ModelRegistry.open({ dir: none.dir })).defaultVariant.manifest.alpha, 0.5);
+});
+
 Deno.test("registry open() says to set MODELS_DIR when the directory has no manifest", async () => {
   const dir = await Deno.makeTempDir();
   await assert.rejects(ModelRegistry.open({ dir }), /manifest.json cannot be read.*Set MODELS_DIR/);
