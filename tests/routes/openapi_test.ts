@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { Validator } from "@seriousme/openapi-schema-validator";
 import { Hono } from "hono";
 import { openApiDocument, openApiRoutes } from "../../routes/openapi.ts";
 import { onError } from "../../routes/problem.ts";
@@ -73,6 +74,17 @@ Deno.test("GET /openapi.json answers an OpenAPI 3.1 document with every route an
   const all = refs(doc);
   assert.ok(all.length > 0);
   for (const r of all) assert.ok(resolvePointer(doc, r), `unresolved ${r}`);
+});
+
+Deno.test("the document is valid against the official OpenAPI 3.1 schema", async () => {
+  const doc = openApiDocument({ models: served });
+  const validator = new Validator();
+  const result = await validator.validate(doc);
+  assert.equal(validator.version, "3.1");
+  assert.ok(result.valid, JSON.stringify(result.errors));
+  // The validator does reject a broken document (so the check above can fail).
+  const { info: _info, ...broken } = doc;
+  assert.equal((await new Validator().validate(broken)).valid, false);
 });
 
 Deno.test("the documented /v1/cost ranges are exactly the ones the validator enforces", async () => {
