@@ -245,7 +245,7 @@ console.log(
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of rows) console.log(r);
 console.log(
-  "\nCold start: a new `deno run` process that loads the model and answers one request (median of 3, ms)",
+  `\nCold start: a new \`deno run\` process that loads the model and answers one request (median of ${coldRuns}, ms)`,
 );
 console.log("| model | kernels-wasm | ort-wasm | ratio |");
 console.log("|---|---:|---:|---:|");
