@@ -203,7 +203,7 @@ function niceTicks(lo, hi, n) {
   return ticks;
 }
 function chart(target, pts, xKey, xLabel, logX, fmtX, yKey, yLabel, fmtY) {
-  var W = 340, H = 250, L = 58, R = 12, T = 14, B = 40;
+  var W = 340, H = 262, L = 58, R = 12, T = 10, B = 54;
   var box = $(target);
   box.innerHTML = "";
   var usable = pts.filter(function (p) { return p[xKey] !== null && p[xKey] > 0 && p[yKey] !== null; });
@@ -228,7 +228,7 @@ function chart(target, pts, xKey, xLabel, logX, fmtX, yKey, yLabel, fmtY) {
     s.appendChild(svg("line", { x1: sx(v), x2: sx(v), y1: T, y2: H - B, stroke: "#edf0f5" }));
     s.appendChild(svg("text", { x: sx(v), y: H - B + 14, "text-anchor": "middle" }, fmtX(logX ? Math.pow(10, v) : v)));
   });
-  s.appendChild(svg("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle" }, xLabel));
+  s.appendChild(svg("text", { x: (L + W - R) / 2, y: H - B + 28, "text-anchor": "middle" }, xLabel));
   s.appendChild(svg("text", { x: 12, y: (T + H - B) / 2, transform: "rotate(-90 12 " + (T + H - B) / 2 + ")", "text-anchor": "middle" }, yLabel));
   var byAlpha = {}, order = [];
   usable.forEach(function (p) {
@@ -247,8 +247,8 @@ function chart(target, pts, xKey, xLabel, logX, fmtX, yKey, yLabel, fmtY) {
   });
   var lx = L + 8;
   order.forEach(function (a) {
-    s.appendChild(svg("circle", { cx: lx, cy: T + 10, r: 4, fill: byAlpha[a][0].color }));
-    s.appendChild(svg("text", { x: lx + 7, y: T + 14 }, "\u03b1 " + a));
+    s.appendChild(svg("circle", { cx: lx, cy: H - 8, r: 4, fill: byAlpha[a][0].color }));
+    s.appendChild(svg("text", { x: lx + 7, y: H - 4 }, "\u03b1 " + a));
     lx += 52;
   });
   box.appendChild(s);
