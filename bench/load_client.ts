@@ -29,6 +29,11 @@ export interface LoadResult {
   statusCounts: Map<number, number>;
   /** Latency in ms of every answered request, and the status of each (same index). */
   latencies: Float64Array;
+  /**
+   * Latency from the moment the request was written, whatever its intended time: what the server
+   * took, without the client's own lateness (equal to `latencies` in closed loop).
+   */
+  sentLatencies: Float64Array;
   statuses: Uint16Array;
   /** Connection-level failures (reset, closed mid-answer) and requests without answer in time. */
   socketErrors: number;
@@ -145,6 +150,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   if (spec.requests.length === 0) throw new RangeError("Cannot run a load without requests");
   const timeoutMs = spec.timeoutMs ?? 10_000;
   const latencies = new Float64Array(spec.maxRequests);
+  const sentLatencies = new Float64Array(spec.maxRequests);
   const statuses = new Uint16Array(spec.maxRequests);
   const statusCounts = new Map<number, number>();
   let answered = 0;
@@ -170,10 +176,11 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
         if (interval && start + issued * interval > stopAt) break;
         const k = issued++;
         let sendAt = performance.now();
+        let writtenAt = sendAt;
         if (interval) {
           const target = start + k * interval;
           if (target > sendAt + 1) await sleep(target - sendAt);
-          sendAt = target; // open loop: latency from the intended send time
+          sendAt = target; // open loop: latency from the intended send time (wrk2)
         }
         if (!conn || !reader) {
           try {
@@ -193,6 +200,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
           } catch { /* already closed */ }
         }, timeoutMs);
         let status: number | null = null;
+        writtenAt = performance.now();
         try {
           await writeAll(c, spec.requests[k % spec.requests.length]!);
           status = await reader.next();
@@ -212,7 +220,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
           reader = null;
           continue;
         }
-        latencies[answered] = performance.now() - sendAt;
+        const end = performance.now();
+        latencies[answered] = end - sendAt;
+        sentLatencies[answered] = end - writtenAt;
         statuses[answered] = status;
         answered++;
         statusCounts.set(status, (statusCounts.get(status) ?? 0) + 1);
@@ -237,6 +247,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     sent: Math.min(issued, spec.maxRequests),
     statusCounts,
     latencies: latencies.slice(0, answered),
+    sentLatencies: sentLatencies.slice(0, answered),
     statuses: statuses.slice(0, answered),
     socketErrors,
     timeouts,
@@ -252,9 +263,14 @@ export function percentile(samples: Float64Array, q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
-/** The latencies of answers whose status passes `keep`. */
-export function latenciesWhere(r: LoadResult, keep: (status: number) => boolean): Float64Array {
+/** The latencies of answers whose status passes `keep` (from the intended or the actual send). */
+export function latenciesWhere(
+  r: LoadResult,
+  keep: (status: number) => boolean,
+  from: "intended" | "sent" = "intended",
+): Float64Array {
+  const src = from === "sent" ? r.sentLatencies : r.latencies;
   const out: number[] = [];
-  for (let i = 0; i < r.latencies.length; i++) if (keep(r.statuses[i]!)) out.push(r.latencies[i]!);
+  for (let i = 0; i < src.length; i++) if (keep(r.statuses[i]!)) out.push(src[i]!);
   return Float64Array.from(out);
 }

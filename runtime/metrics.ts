@@ -262,6 +262,7 @@ export interface ServiceMetrics {
   batchSize: Histogram;
   inferenceDuration: Histogram;
   rejections: Counter;
+  deadlineMissed: Counter;
   workers: Gauge;
   residentMemory: Gauge;
 }
@@ -328,6 +329,14 @@ export function createServiceMetrics(): ServiceMetrics {
         "scheduler_rejections_total",
         "Requests refused or dropped by the scheduler, by reason.",
         ["reason", "variant"],
+      ),
+    ),
+    deadlineMissed: r(
+      new Counter(
+        "scheduler_deadline_missed_total",
+        "Requests whose inference finished after their deadline (they started in time, the batch " +
+          "ran longer than its measured p95).",
+        ["variant", "backend"],
       ),
     ),
     workers: r(new Gauge("scheduler_workers", "Inference workers alive and initialized.", [])),

@@ -720,6 +720,12 @@ export class Scheduler {
         q.record(n, performance.now() - t0);
         this.#metrics?.inferenceDuration.observe(q.labels, res.runMs / 1000);
         const classes = res.logits.length / n;
+        const done = performance.now();
+        for (const p of batch) {
+          if (p.deadlineAt !== undefined && done > p.deadlineAt) {
+            this.#metrics?.deadlineMissed.inc(q.labels);
+          }
+        }
         for (let i = 0; i < n; i++) {
           const p = batch[i]!;
           if (!Number.isInteger(classes) || classes < 1) {

@@ -453,3 +453,17 @@ Deno.test("Scheduler re-measures a variant whose old measurements make it refuse
     assert.deepEqual(ok.logits, referenceLogits("m-a", image(1, 16), CLASSES));
   });
 });
+
+Deno.test("Scheduler counts a request that started in time but finished after its deadline", async () => {
+  // Unmeasured: admitted on no data, started at once, and the batch outlasts the deadline.
+  await withScheduler({ backends: [fn("fn", { batchMs: 200 })] }, async (s, metrics) => {
+    await s.submit({
+      model: "m-a",
+      backend: "fn",
+      input: image(0, 16),
+      shape: shape(4),
+      deadlineAt: performance.now() + 50,
+    });
+    assert.equal(metrics.deadlineMissed.get(["m-a@4x4", "fn"]), 1);
+  });
+});
