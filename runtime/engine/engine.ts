@@ -235,8 +235,19 @@ export class Int8Engine {
       } else if (l.kind === "gap") {
         shape.set(l.output, [1, 1, ic]);
       } else if (l.kind === "alias") {
+        if (ih * iw > 1 && ic > 1) {
+          // ONNX flattens NCHW as (c, h, w); the engine's NHWC buffer is (h, w, c).
+          throw new TypeError(
+            `Cannot run the engine as ${l.output} flattens a ${ih}x${iw}x${ic} tensor: only [n, c, 1, 1] inputs (after global pooling) are supported`,
+          );
+        }
         shape.set(l.output, s);
       } else {
+        if (ih * iw > 1 && ic > 1) {
+          throw new TypeError(
+            `Cannot run the engine as Gemm reads ${l.input} of ${ih}x${iw}x${ic}: it needs [n, features] (after pooling)`,
+          );
+        }
         if (ih * iw * ic !== l.gemm.k) {
           throw new TypeError(
             `Cannot run the engine as tensor ${l.input} has ${

@@ -102,6 +102,8 @@ interface ConstDq {
   readonly q: OnnxTensor;
   readonly scale: Float32Array;
   readonly zeroPoint: Int32Array;
+  /** DequantizeLinear's axis (ONNX default 1), meaningful for per-channel scales. */
+  readonly axis: number;
 }
 
 function fail(what: string): never {
@@ -260,7 +262,7 @@ export function readQdqGraph(model: OnnxModel): QdqGraph {
           const zp = n.inputs[2]
             ? toI32(init(n.inputs[2], "zero point"))
             : new Int32Array(scale.length);
-          constDq.set(n.outputs[0]!, { q: t, scale, zeroPoint: zp });
+          constDq.set(n.outputs[0]!, { q: t, scale, zeroPoint: zp, axis: attrInt(n, "axis", 1) });
         } else {
           actDq.set(n.outputs[0]!, { id: src, quant: actQuant(n.inputs[1]!, n.inputs[2]!) });
         }
@@ -276,6 +278,11 @@ export function readQdqGraph(model: OnnxModel): QdqGraph {
           fail(`weights of ${n.name} must be 8-bit OIHW`);
         }
         const dims = w.q.dims as [number, number, number, number];
+        if (w.scale.length > 1 && w.axis !== 0 && w.axis !== -4) {
+          fail(
+            `weights of ${n.name} are quantized per channel along axis ${w.axis}: only axis 0 (output channels) is supported`,
+          );
+        }
         const bias = n.inputs[2] ? toI32(constant(n.inputs[2], n).q) : new Int32Array(dims[0]);
         const dil = attrInts(n, "dilations");
         if (dil && dil.some((d) => d !== 1)) {
@@ -349,6 +356,12 @@ export function readQdqGraph(model: OnnxModel): QdqGraph {
           fail(`B of Gemm ${n.name} must be a 2-D 8-bit tensor`);
         }
         const transB = attrInt(n, "transB", 0) === 1;
+        const outAxis = transB ? 0 : 1;
+        if (b.scale.length > 1 && b.axis !== outAxis && b.axis !== outAxis - 2) {
+          fail(
+            `B of Gemm ${n.name} is quantized per channel along axis ${b.axis}: only the output axis ${outAxis} is supported`,
+          );
+        }
         const [d0, d1] = b.q.dims as [number, number];
         const [k, nOut] = transB ? [d1, d0] : [d0, d1];
         let wt: Int8Array | Uint8Array;
