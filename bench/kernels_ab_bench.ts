@@ -6,7 +6,8 @@
  *   deno run -A bench/kernels_ab_bench.ts --old /tmp/old.wasm [--new kernels/wasm/kernels.wasm]
  *     [--model model/artifacts/mobilenet_v1_a0.25.onnx] [--side 28] [--batch 1]
  *
- * Prints whole-network p10 / median times of both and the per-kernel-kind p10 sums.
+ * Prints whole-network p10 / median times of both and the per-kernel-kind p10 sums. Both builds
+ * must export what kernels/wasm/int8_wasm.ts expects (the loader refuses older export sets).
  */
 import { Int8Engine } from "../runtime/engine/engine.ts";
 import { waveImages } from "../tests/runtime/engine/qdq_fixture.ts";
