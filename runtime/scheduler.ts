@@ -198,6 +198,9 @@ class VariantQueue {
   }
 }
 
+/** Largest batch by default: enough to amortize per-batch costs, small enough for low latency. */
+export const DEFAULT_MAX_BATCH = 16;
+
 /** Measurements older than this are refreshed when they make the variant refuse a deadline. */
 export const STALE_MS = 2000;
 
@@ -236,7 +239,7 @@ export class Scheduler {
 
   private constructor(opts: SchedulerOptions) {
     this.workerCount = positiveInt("workers", opts.workers ?? navigator.hardwareConcurrency ?? 1);
-    this.maxBatch = positiveInt("maxBatch", opts.maxBatch ?? 16);
+    this.maxBatch = positiveInt("maxBatch", opts.maxBatch ?? DEFAULT_MAX_BATCH);
     this.maxQueue = positiveInt("maxQueue", opts.maxQueue ?? 128);
     this.maxInFlight = positiveInt(
       "maxInFlight",

@@ -16,6 +16,7 @@ import type { ServiceMetrics } from "./metrics.ts";
 import type { NCHW } from "./backend.ts";
 import type { Inference, ModelRegistry, Variant } from "./registry.ts";
 import {
+  DEFAULT_MAX_BATCH,
   Scheduler,
   type SchedulerOptions,
   SchedulerRejection,
@@ -112,10 +113,15 @@ export async function startScheduler(
 ): Promise<Scheduler> {
   const env = opts.env ?? Deno.env;
   const threads = envNumber(env, "ORT_THREADS", true, 1) ?? 1;
+  const settings = schedulerOptionsFromEnv(env);
+  // Backends that preallocate per batch (kernels-wasm) size for the scheduler's largest batch.
+  const maxBatch = settings.maxBatch ?? DEFAULT_MAX_BATCH;
   const scheduler = await Scheduler.create({
     models: [...registry.loadedModels],
-    backends: registry.backendNames.map((b) => backendFactory(b, { numThreads: threads })),
-    ...schedulerOptionsFromEnv(env),
+    backends: registry.backendNames.map((b) =>
+      backendFactory(b, { numThreads: threads, maxBatch })
+    ),
+    ...settings,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
   for (const v of registry.variants) {
