@@ -34,6 +34,15 @@ export interface OrtWasmOptions {
 let wasmThreads: number | null = null;
 
 /**
+ * The Web Worker constructor as Deno provides it. ORT's Node build (Emscripten) replaces
+ * `globalThis.Worker` with Node's `worker_threads` Worker when its WASM initializes; every later
+ * `new Worker(url, { type: "module" })` in the process would then start a Node thread without
+ * `self` (found when a scheduler started its inference workers after an in-process model load).
+ * ORT keeps its own reference for its threads, so the global is put back after each session start.
+ */
+const WEB_WORKER = globalThis.Worker;
+
+/**
  * Sets the thread count of the `ort-wasm` WASM instance. Calling it again with another count after
  * a session exists is refused, because ORT reads the count only when it initializes.
  */
@@ -65,13 +74,35 @@ async function loadWebgpuOrt(): Promise<Ort> {
         "(mesa-vulkan-drivers gives a software one) or choose backend ort-wasm",
     );
   }
-  webgpuModule ??= import("onnxruntime-web/webgpu").then((m) => {
+  webgpuModule ??= withoutOpaqueLocation(() => import("onnxruntime-web/webgpu")).then((m) => {
     const ort = m as unknown as Ort;
     // The browser bundle loads its worker from a blob: URL, which Deno refuses: one thread.
     ort.env.wasm.numThreads = 1;
     return ort;
   });
   return await webgpuModule;
+}
+
+/**
+ * Runs `load` with `location` hidden when it has an opaque origin. ORT's browser bundle resolves its
+ * own URL against `location.origin` when it initializes; in a Deno Worker started from a file: URL
+ * that origin is the string "null", which `new URL` rejects ("Invalid URL ... with base 'null'").
+ * In the main thread Deno has no `location`, which the bundle handles.
+ */
+async function withoutOpaqueLocation<T>(load: () => Promise<T>): Promise<T> {
+  const desc = Object.getOwnPropertyDescriptor(globalThis, "location");
+  const origin = (globalThis as { location?: { origin?: string } }).location?.origin;
+  if (!desc?.configurable || origin !== "null") return await load();
+  Object.defineProperty(globalThis, "location", {
+    value: undefined,
+    configurable: true,
+    writable: true,
+  });
+  try {
+    return await load();
+  } finally {
+    Object.defineProperty(globalThis, "location", desc);
+  }
 }
 
 /** The WebGPU adapter's description, or null where there is none (tests skip on null). */
@@ -139,10 +170,15 @@ export class OrtBackend implements InferenceBackend {
     } else {
       ort = await loadWebgpuOrt();
     }
-    const session = await ort.InferenceSession.create(model.onnx, {
-      executionProviders: [this.name === "ort-wasm" ? "wasm" : "webgpu"],
-      graphOptimizationLevel: "all",
-    });
+    let session: ortWasm.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(model.onnx, {
+        executionProviders: [this.name === "ort-wasm" ? "wasm" : "webgpu"],
+        graphOptimizationLevel: "all",
+      });
+    } finally {
+      if (WEB_WORKER && globalThis.Worker !== WEB_WORKER) globalThis.Worker = WEB_WORKER;
+    }
     if (!session.inputNames.includes(model.inputName)) {
       await session.release();
       throw new TypeError(

@@ -130,6 +130,46 @@ Deno.test({
   },
 });
 
+for (const name of ["ort-wasm", "ort-webgpu"] as const) {
+  Deno.test({
+    ...opts0(),
+    name:
+      `${name} runs inside a module Worker (where location.origin is "null"), started after ORT loaded here`,
+    ignore: name === "ort-webgpu" && NO_WEBGPU,
+    fn: async () => {
+      const tiny = tinyModel(1, 10);
+      const input = ramp(28 * 28, 3);
+      const worker = new Worker(new URL("./ort_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      try {
+        const answer = await new Promise<{ logits?: Float32Array; error?: string }>((ok, fail) => {
+          worker.onmessage = (e) => ok(e.data);
+          worker.onerror = (e) => {
+            e.preventDefault();
+            fail(new Error(e.message));
+          };
+          worker.postMessage({
+            backend: name,
+            onnx: tiny.onnx,
+            input,
+            shape: [1, 1, 28, 28],
+            classes: 10,
+          });
+        });
+        assert.equal(answer.error, undefined);
+        assertClose(
+          answer.logits!,
+          tinyLogits(tiny, input, 1, 28, 28),
+          name === "ort-webgpu" ? 1e-3 : ATOL,
+        );
+      } finally {
+        worker.terminate();
+      }
+    },
+  });
+}
+
 Deno.test({
   ...opts0(),
   name: "ort-wasm answers concurrent run() calls on two sessions of different models correctly",
