@@ -5,13 +5,18 @@
  * Latencies are medians of single calls, with the 10th percentile in parentheses: on a shared,
  * loaded machine the low percentile is closer to the uncontended cost.
  *
- *   deno run -A bench/kernels_engine_bench.ts [--alphas 0.25,1] [--rounds 15] [--onnx file.onnx ...]
+ *   deno run -A bench/kernels_engine_bench.ts [--alphas 0.25,1] [--rounds 20] [--cold 3]
+ *     [--onnx file.onnx ...] [--generated] [--write]
+ *
+ * `--write` also puts the tables in docs/performance.md, between `<!-- kernels-engine:start -->`
+ * and `<!-- kernels-engine:end -->`.
  *
  * Models: the shipped ones (model/artifacts/manifest.json) at their base resolution; with
  * `--generated` (or when none are shipped) MobileNet V1 with the cifar stride plan at 32x32, built
  * from model/spec.ts with seeded random weights and calibrated activations
- * (tests/runtime/engine/qdq_fixture.ts); or any `--onnx` files (32x32, 1 channel). Also reports the max |logit difference| and argmax agreement against onnxruntime-node,
- * and the cold start of each WASM runtime (a fresh `deno` process: load, first answer).
+ * (tests/runtime/engine/qdq_fixture.ts); or any `--onnx` files (32x32, 1 channel). Also reports
+ * the max |logit difference| and argmax agreement against onnxruntime-node, and the cold start of
+ * each WASM runtime (a fresh `deno` process: load, first answer).
  */
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web";
@@ -236,17 +241,52 @@ for (const m of models) {
   );
 }
 
-console.log(
-  `\nint8 MobileNet inference, one thread each, batch 1 median ms over ${rounds} alternating rounds`,
-);
-console.log(
+const load = Deno.loadavg()[0]!.toFixed(1);
+const command = `deno run -A bench/kernels_engine_bench.ts${
+  Deno.args.length ? " " + Deno.args.join(" ") : ""
+}`;
+const header = `Measured ${
+  new Date().toISOString().slice(0, 16).replace("T", " ")
+} UTC, ${navigator.hardwareConcurrency} cores, load average ${load} at the end (other work shares the cores: trust the ratios and the 10th percentiles more than the medians). Batch 1, one thread each, median ms of single calls with the 10th percentile in parentheses, ${rounds} alternating rounds. Command: \`${command}\`.`;
+const latency = [
   "| model | kernels-wasm ms | ort-wasm ms | onnxruntime-node ms | kernels-wasm speed-up vs ort-wasm | kernels-wasm / native | kernels-wasm img/s (batch 8) | kernels-wasm 2 threads img/s (batch 8) | native img/s (batch 8, 1 thread) | engine load ms | max abs logit diff vs native | argmax agree |",
-);
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-for (const r of rows) console.log(r);
-console.log(
-  `\nCold start: a new \`deno run\` process that loads the model and answers one request (median of ${coldRuns}, ms)`,
-);
-console.log("| model | kernels-wasm | ort-wasm | ratio |");
-console.log("|---|---:|---:|---:|");
-for (const r of coldRows) console.log(r);
+  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ...rows,
+].join("\n");
+const cold = [
+  `Cold start: a new \`deno run\` process that loads the model and answers one request (median of ${coldRuns}, ms).`,
+  "",
+  "| model | kernels-wasm | ort-wasm | ratio |",
+  "|---|---:|---:|---:|",
+  ...coldRows,
+].join("\n");
+console.log(`\n${header}\n\n${latency}\n\n${cold}`);
+
+if (Deno.args.includes("--write")) {
+  await writeSection(
+    "kernels-engine",
+    `## int8 engine: kernels-wasm vs ort-wasm vs onnxruntime-node (bench/kernels_engine_bench.ts)\n\n${header}\n\n${latency}\n\n${cold}\n`,
+  );
+}
+
+/** Replaces (or appends) the text between `<!-- name:start -->` and `<!-- name:end -->`. */
+async function writeSection(name: string, body: string): Promise<void> {
+  const doc = new URL("../docs/performance.md", import.meta.url);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(doc);
+  } catch {
+    text = "# Performance\n\nSections below are written by the benchmark scripts in bench/.\n";
+  }
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const block = `${start}\n${body.trimEnd()}\n${end}`;
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  text = i >= 0 && j > i
+    ? text.slice(0, i) + block + text.slice(j + end.length)
+    : `${text.trimEnd()}\n\n${block}\n`;
+  await Deno.writeTextFile(doc, text);
+  // Keep the doc as `deno fmt` writes it, so `deno task ok` stays green after a bench run.
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", doc.pathname] }).output();
+}
