@@ -20,6 +20,6 @@ run() {
 
 COMMON=(--plan imagenet_stem1 --resolution 28 --batch 64 --seed 1)
 run v1_a025_stem1_28 --alpha 0.25 --epochs "${EPOCHS_025:-3}" "${COMMON[@]}"
-run v1_a050_stem1_28 --alpha 0.5 --epochs "${EPOCHS_050:-2}" "${COMMON[@]}"
+run v1_a050_stem1_28 --alpha 0.5 --epochs "${EPOCHS_050:-1}" "${COMMON[@]}"
 run v1_a075_stem1_28 --alpha 0.75 --epochs "${EPOCHS_075:-1}" "${COMMON[@]}"
 run v1_a100_stem1_28 --alpha 1.0 --epochs "${EPOCHS_100:-1}" "${COMMON[@]}"
