@@ -100,6 +100,7 @@ export class EdgeRegistry {
   readonly #source: EdgeModelSource;
   readonly #variants: Variant[];
   readonly #backends = new Map<string, InferenceBackend>();
+  #loadedModels: LoadedModel[] = [];
   #state: State = { kind: "new" };
   #loading: Promise<void> | undefined;
 
@@ -129,6 +130,24 @@ export class EdgeRegistry {
 
   get alphas(): number[] {
     return [...new Set(this.#variants.map((v) => v.manifest.alpha))].sort((a, b) => a - b);
+  }
+
+  /**
+   * The variant served when a request names no alpha: the highest measured int8 accuracy at beta 1
+   * in the manifest, the widest when none is measured (the rule of `runtime/registry.ts`).
+   */
+  get defaultVariant(): Variant {
+    const acc = (v: Variant) => v.manifest.accuracy.int8[betaKey(1)] ?? -1;
+    return this.#variants.reduce((best, v) =>
+      acc(v) > acc(best) || (acc(v) === acc(best) && v.manifest.alpha > best.manifest.alpha)
+        ? v
+        : best
+    );
+  }
+
+  /** The models as the engine took them; valid after {@link load}. */
+  get loadedModels(): readonly LoadedModel[] {
+    return this.#loadedModels;
   }
 
   variantForAlpha(alpha: number): Variant | undefined {
@@ -164,6 +183,7 @@ export class EdgeRegistry {
         const m = v.manifest;
         this.#state = { kind: "loading", step: `loading ${m.id} into ${EDGE_BACKEND}` };
         const model = await this.#verify(m);
+        this.#loadedModels.push(model);
         const backend = new KernelsWasmBackend({ module: this.#source.kernels });
         await backend.load(model);
         this.#backends.set(m.id, backend);
@@ -176,6 +196,14 @@ export class EdgeRegistry {
       this.#state = { kind: "failed", error };
       throw error;
     }
+  }
+
+  /** Releases the engines; the registry answers not ready afterwards. */
+  async close(): Promise<void> {
+    this.#state = { kind: "failed", error: new Error("the registry is closed") };
+    const all = [...this.#backends.values()];
+    this.#backends.clear();
+    await Promise.all(all.map((b) => b.dispose()));
   }
 
   async infer(req: InferRequest): Promise<InferResult> {

@@ -17,6 +17,9 @@ import type { ModelRegistry } from "../runtime/registry.ts";
 import { type EdgeModelSource, EdgeRegistry } from "./edge_registry.ts";
 import { Hono } from "hono";
 
+/** A class type's public members only (`keyof` omits private fields), as a structural type. */
+type PublicMembers<T> = { [K in keyof T]: T[K] };
+
 export interface WorkerHandler {
   fetch(request: Request): Promise<Response>;
 }
@@ -28,10 +31,11 @@ export function createWorker(source: EdgeModelSource): WorkerHandler {
     async fetch(request: Request): Promise<Response> {
       if (!app || !registry) {
         registry = new EdgeRegistry(source);
-        // EdgeRegistry offers every member the routes use of ModelRegistry (variants, alphas,
-        // variantForAlpha, backendNames, defaultBackend, ready, reason, infer, dir); the class
-        // itself is not assignable only because of its private fields.
-        const models = registry as unknown as ModelRegistry;
+        // EdgeRegistry has every public member of ModelRegistry (checked here at compile time, so
+        // a member added there fails `deno check` until added here); the class itself is not
+        // assignable only because ModelRegistry's private fields make its type nominal.
+        const models =
+          (registry satisfies PublicMembers<ModelRegistry>) as unknown as ModelRegistry;
         const costDefaults = servedCostDefaults(models);
         const inner = createApp({
           readiness: registry,

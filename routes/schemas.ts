@@ -483,10 +483,14 @@ export interface ServedVariants {
   readonly alphas: readonly number[];
   readonly backendNames: readonly string[];
   readonly defaultBackend: string;
-  readonly variants: readonly {
-    readonly manifest: { readonly id: string; readonly alpha: number; readonly classes: number };
-    readonly resolution: { readonly min: number; readonly max: number; readonly base: number };
-  }[];
+  readonly variants: readonly ServedVariant[];
+  /** Served when a request names no alpha; default: the widest. */
+  readonly defaultVariant?: ServedVariant;
+}
+
+export interface ServedVariant {
+  readonly manifest: { readonly id: string; readonly alpha: number; readonly classes: number };
+  readonly resolution: { readonly min: number; readonly max: number; readonly base: number };
 }
 
 /** The query parameters of `POST /v1/classify`, in the order they are checked and listed. */
@@ -545,7 +549,8 @@ export function resolveClassifyQuery(
     return { failure: { param: "beta", detail: "Give beta=auto or resolution, not both." } };
   }
   if (auto.beta) q = { ...q, beta: undefined };
-  const alpha = q.alpha === undefined || q.alpha === "auto" ? alphas[alphas.length - 1] : q.alpha;
+  const fallback = models.defaultVariant?.manifest.alpha ?? alphas[alphas.length - 1];
+  const alpha = q.alpha === undefined || q.alpha === "auto" ? fallback : q.alpha;
   const index = models.variants.findIndex((v) => v.manifest.alpha === alpha);
   const v = models.variants[index];
   if (v === undefined) {
@@ -671,6 +676,7 @@ export function resolveClassifyQuery(
 export function classifyQuerySchema(models: ServedVariants) {
   const alphas = models.alphas;
   const list = alphas.join(", ");
+  const defaultAlpha = models.defaultVariant?.manifest.alpha ?? alphas[alphas.length - 1];
   const bases = models.variants.map((v) => v.resolution.base);
   const mins = models.variants.map((v) => v.resolution.min);
   const classes = Math.max(1, ...models.variants.map((v) => v.manifest.classes));
@@ -691,9 +697,9 @@ export function classifyQuerySchema(models: ServedVariants) {
       param: { name: "alpha", in: "query" },
       anyOf: [{ type: "number", enum: [...alphas] }, { type: "string", enum: ["auto"] }],
       description:
-        "Width multiplier: one of the shipped widths, or `auto`: the most accurate width whose measured p95 latency fits the deadline. Default: the widest.",
+        "Width multiplier: one of the shipped widths, or `auto`: the most accurate width whose measured p95 latency fits the deadline. Default: the most accurate width at beta 1 (measured by deno task eval).",
       example: alphas[0] ?? 0.5,
-      ...(alphas.length ? { default: alphas[alphas.length - 1] } : {}),
+      ...(defaultAlpha === undefined ? {} : { default: defaultAlpha }),
     }),
     beta: z.string().optional().openapi({
       param: { name: "beta", in: "query" },

@@ -104,6 +104,18 @@ Deno.test({
           q,
         );
       }
+      // The same API description, generated from the same schemas and variants.
+      assert.deepEqual(
+        await (await fetch(`${dev.base}/openapi.json`)).json(),
+        await (await deno.request("/openapi.json")).json(),
+      );
+      const raw = await fetch(`${dev.base}/v1/classify?alpha=${alphas[0]}`, {
+        method: "POST",
+        body: (await readFixture(FIXTURES[0]!)).slice(),
+      });
+      assert.equal(raw.status, 200, "a raw image body");
+      await raw.body?.cancel();
+      assert.equal((await fetch(`${dev.base}/metrics`)).status, 501);
       const models = await (await fetch(`${dev.base}/v1/models`)).json();
       assert.deepEqual(models.backends, ["kernels-wasm"]);
       assert.equal((await fetch(`${dev.base}/`)).status, 200);

@@ -8,6 +8,8 @@ import { WORKERS_DIR, WRANGLER_ENV, wranglerTools } from "../../edge/build_worke
 
 export interface WranglerDev {
   base: string;
+  /** What wrangler and the Worker printed so far (console.error of unhandled errors included). */
+  log(): string;
   stop(): Promise<void>;
 }
 
@@ -94,5 +96,5 @@ export async function startWranglerDev(timeoutMs = 45_000): Promise<WranglerDev>
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { base, stop };
+  return { base, stop, log: () => log };
 }
