@@ -32,9 +32,11 @@ Deno.test("deno task export writes an int8 file and a manifest entry with no acc
       "--checkpoint",
       `${dir}/ckpt`,
       "--calibration-images",
-      "100",
+      "50",
       "--held-out",
-      "200",
+      "100",
+      "--verify-images",
+      "2",
       "--methods",
       "minmax,percentile:99.99",
       "--out",
@@ -59,7 +61,7 @@ Deno.test("deno task export writes an int8 file and a manifest entry with no acc
 
     // eval rebuilds the float model from the recorded checkpoint and measures both precisions.
     const ds = await loadIdxDataset();
-    const rows = await evaluateModel(entry, dir, ds.train, ds.test, 100);
+    const rows = await evaluateModel(entry, dir, ds.train, ds.test, 50);
     assert.deepEqual(rows.map((r) => r.resolution), [28, 25, 21, 14]);
     for (const r of rows) {
       assert.ok(r.float >= 0 && r.float <= 1 && r.int8 >= 0 && r.int8 <= 1);
