@@ -1,0 +1,54 @@
+/**
+ * The Workers entry's handler, run in Deno (no wrangler): it builds the app around the bundled
+ * models on the first request and answers like the Deno app. Importing edge/worker.ts here also
+ * makes `deno test` type-check its compile-time check against ModelRegistry's public members.
+ */
+import assert from "node:assert/strict";
+import { createWorker } from "../../edge/worker.ts";
+import { compileInt8Module } from "../../kernels/wasm/int8_wasm.ts";
+import { readFixture } from "../fixtures/fixtures.ts";
+
+const ARTIFACTS = new URL("../../model/artifacts/", import.meta.url);
+const missing = await Deno.stat(new URL("manifest.json", ARTIFACTS)).then(
+  () => null,
+  () => "model/artifacts/ has no manifest",
+);
+
+Deno.test({
+  name: `createWorker() serves classify, cost, the page and a 501 for /metrics${
+    missing ? ` (skipped: ${missing})` : ""
+  }`,
+  ignore: missing !== null,
+  async fn() {
+    const manifest = JSON.parse(await Deno.readTextFile(new URL("manifest.json", ARTIFACTS)));
+    const files: Record<string, ArrayBuffer> = {};
+    for (const m of manifest.models as { file: string }[]) {
+      files[m.file] = (await Deno.readFile(new URL(m.file, ARTIFACTS))).slice().buffer;
+    }
+    const worker = createWorker({
+      manifest,
+      files,
+      kernels: await compileInt8Module(),
+      warmupRuns: 1,
+    });
+    const body = (await readFixture("fmnist/png/t10k_00000.png")).slice();
+    const res = await worker.fetch(
+      new Request("http://worker/v1/classify?topk=3", { method: "POST", body }),
+    );
+    const j = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(j));
+    assert.equal(j.predictions.length, 3);
+    assert.equal(j.model.backend, "kernels-wasm");
+    const ready = await worker.fetch(new Request("http://worker/readyz"));
+    assert.equal(ready.status, 200);
+    await ready.body?.cancel();
+    const cost = await worker.fetch(new Request(`http://worker/v1/cost?alpha=${j.model.alpha}`));
+    assert.equal((await cost.json()).totals.macs, j.cost.macs);
+    const page = await worker.fetch(new Request("http://worker/"));
+    assert.equal(page.status, 200);
+    await page.body?.cancel();
+    const metrics = await worker.fetch(new Request("http://worker/metrics"));
+    assert.equal(metrics.status, 501);
+    assert.match((await metrics.json()).detail, /not served on Cloudflare Workers/);
+  },
+});
