@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { createWorker } from "../../edge/worker.ts";
 import { compileInt8Module } from "../../kernels/wasm/int8_wasm.ts";
+import { ClassifyResponseSchema, CostResponseSchema } from "../../routes/schemas.ts";
 import { readFixture } from "../fixtures/fixtures.ts";
 
 const ARTIFACTS = new URL("../../model/artifacts/", import.meta.url);
@@ -39,11 +40,15 @@ Deno.test({
     assert.equal(res.status, 200, JSON.stringify(j));
     assert.equal(j.predictions.length, 3);
     assert.equal(j.model.backend, "kernels-wasm");
+    // The answers have exactly the shape /openapi.json documents (no undocumented top-level field).
+    ClassifyResponseSchema.strict().parse(j);
     const ready = await worker.fetch(new Request("http://worker/readyz"));
     assert.equal(ready.status, 200);
     await ready.body?.cancel();
     const cost = await worker.fetch(new Request(`http://worker/v1/cost?alpha=${j.model.alpha}`));
-    assert.equal((await cost.json()).totals.macs, j.cost.macs);
+    const costBody = await cost.json();
+    CostResponseSchema.strict().parse(costBody);
+    assert.equal(costBody.totals.macs, j.cost.macs);
     const page = await worker.fetch(new Request("http://worker/"));
     assert.equal(page.status, 200);
     await page.body?.cancel();
