@@ -41,7 +41,11 @@ Deno.test("loadIdxDataset() reads gzipped and plain IDX files from a directory",
     const px = Uint8Array.from({ length: 3 * 4 }, (_, i) => i * 10);
     const gz = async (b: Uint8Array) =>
       new Uint8Array(
-        await new Response(new Blob([b as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream("gzip")))
+        await new Response(
+          new Blob([b as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
+            new CompressionStream("gzip"),
+          ),
+        )
           .arrayBuffer(),
       );
     await Deno.writeFile(`${dir}/train-images-idx3-ubyte.gz`, await gz(idx([3, 2, 2], px)));
