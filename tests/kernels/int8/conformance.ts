@@ -2,7 +2,8 @@
  * The shared int8 conformance suite: one list of cases (seeded random inputs, explicit edge
  * values, and ONNX's own node test data) run against any `Int8Kernels` implementation.
  *
- * Expected values: ONNX cases compare with the `output_0.pb` in Debian's libonnx-testdata; every
+ * Expected values: ONNX cases (QLinearConv, ConvInteger, QLinearMatMul) compare with the
+ * `output_0.pb` in Debian's libonnx-testdata; every
  * other case compares with the TypeScript reference (the spec), whose own arithmetic is pinned by
  * hand-computed tests in the `*_test.ts` files next to this one. Shape and dtype are checked before
  * values. Integer outputs must be exactly equal; tolerances are named in `TOLERANCES`.
@@ -572,6 +573,41 @@ export async function onnxCases(): Promise<ConformanceCase[]> {
           padding: "valid",
         }),
       expected: () => expected,
+    });
+  }
+  // ConvInteger: int32 accumulators; with unit scales and zero point 0 the requantized uint8
+  // output is the accumulator itself (these tests' values lie in 0..255).
+  for (
+    const test of [
+      "test_basic_convinteger",
+      "test_convinteger_with_padding",
+      "test_convinteger_without_padding",
+    ]
+  ) {
+    const dir = `${ONNX_NODE_DIR}/${test}`;
+    const { inputs, outputs } = await readOnnxTestCase(dir);
+    const [x, w, xzp] = inputs as [OnnxTensor, OnnxTensor, OnnxTensor];
+    const y = outputs[0]!;
+    if (!Array.from(y.data).every((v) => v >= 0 && v <= 255)) {
+      throw new RangeError(`${test}: outputs leave 0..255`);
+    }
+    const [n, c, h, wd] = x.dims as [number, number, number, number];
+    const padded = test.includes("with_padding");
+    cases.push({
+      name: `onnx ${test}`,
+      tolerance: TOLERANCES.integer,
+      run: (k) =>
+        k.conv2d(toNhwc(x.data, x.dims), [n, h, wd, c], {
+          weights: w.data as Uint8Array,
+          weightShape: w.dims as [number, number, number, number],
+          weightScales: [1],
+          inScale: 1,
+          inZeroPoint: scalar(xzp),
+          outScale: 1,
+          outZeroPoint: 0,
+          padding: padded ? [1, 1, 1, 1] : "valid",
+        }),
+      expected: () => toNhwc(Uint8Array.from(y.data), y.dims),
     });
   }
   for (const test of ["test_qlinearmatmul_2D", "test_qlinearmatmul_3D"]) {
