@@ -74,6 +74,11 @@ export interface TrainOptions {
   limitTest: number;
   /** Stop after this many steps in this invocation (0: no limit); for tests and benchmarks. */
   maxSteps: number;
+  /**
+   * Do not train: re-estimate BN statistics for the checkpoint's weights, evaluate them on the
+   * test set and write `model/` (with `meta.snapshot` saying where in its epoch the run stood).
+   */
+  snapshot: boolean;
   augment: AugmentOptions;
   augmentName: string;
   recipe: RecipeOptions;
@@ -104,6 +109,7 @@ export const DEFAULT_OPTIONS: TrainOptions = {
   limitTrain: 0,
   limitTest: 0,
   maxSteps: 0,
+  snapshot: false,
   augment: LIGHT_AUGMENT,
   augmentName: "light",
   recipe: DEFAULT_RECIPE,
@@ -334,6 +340,42 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       `batch ${o.batch}, ${stepsPerEpoch} steps/epoch, ${o.workers} workers, ${o.kernels} kernels`,
   );
   let stepsRun = 0;
+  if (o.snapshot) {
+    try {
+      if (!loaded) throw new TypeError(`Cannot snapshot ${o.out} as it has no checkpoint to read`);
+      const t0 = performance.now();
+      const bn = await reestimateBn(
+        pool,
+        flat,
+        data.train,
+        bopts,
+        o.bnBatches,
+        o.bnBatchSize,
+        o.seed + state.epoch,
+      );
+      for (const [k, v] of bn) weights.set(k, v);
+      const acc = await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch);
+      const m = meta();
+      delete m.state;
+      m.snapshot = {
+        epoch: state.epoch,
+        step: state.step,
+        stepsPerEpoch,
+        testAccuracy: acc,
+        testImages: data.test.n,
+      };
+      await saveWeights(`${o.out}/model`, weights, m);
+      log(
+        `snapshot of epoch ${state.epoch + 1} at step ${state.step}/${stepsPerEpoch}: test acc ${
+          (100 * acc).toFixed(2)
+        }% ` +
+          `(BN re-estimated; ${((performance.now() - t0) / 1000).toFixed(1)} s) -> ${o.out}/model`,
+      );
+      return { spec, history: state.history, stepLosses, weights };
+    } finally {
+      pool.close();
+    }
+  }
   try {
     while (state.epoch < o.epochs) {
       const { phase, lr } = schedule(o.recipe, state.epoch, o.epochs);
@@ -491,6 +533,7 @@ const USAGE = `deno task train [options]
                        --perspective P --erase P --pad-crop PX override single values
   --recipe NAME        default (Adam 2e-3, x0.5 every 2 epochs) | seed (Adam 0.01 x0.9/5, SGD last 5)
   --lr --lr-step --lr-gamma --sgd-epochs --sgd-lr --weight-decay
+  --snapshot           no training: re-estimate BN, evaluate and write OUT/model from the checkpoint
   --bn-batches N --progress-lines N --limit-train N --limit-test N --max-steps N --quiet`;
 
 export function parseArgs(args: string[]): TrainOptions {
@@ -593,6 +636,9 @@ export function parseArgs(args: string[]): TrainOptions {
         break;
       case "--limit-test":
         o.limitTest = num(k, v());
+        break;
+      case "--snapshot":
+        o.snapshot = true;
         break;
       case "--max-steps":
         o.maxSteps = num(k, v());

@@ -162,3 +162,29 @@ Deno.test("parseArgs() reads the recipe and augmentation options and refuses unk
   assert.throws(() => parseArgs(["--bogus"]), RangeError);
   assert.throws(() => parseArgs(["--kernels", "gpu"]), /composed, own/);
 });
+
+Deno.test("--snapshot writes model/ from a mid-epoch checkpoint without training", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await train(tiny(dir, { maxSteps: 2 }));
+    const before = await loadWeights(`${dir}/checkpoint`);
+    const r = await train(tiny(dir, { resume: true, snapshot: true }));
+    assert.equal(r.stepLosses.length, 0);
+    const { tensors, meta } = await loadWeights(`${dir}/model`);
+    const snap = meta.snapshot as {
+      epoch: number;
+      step: number;
+      testAccuracy: number;
+      testImages: number;
+    };
+    assert.deepEqual([snap.epoch, snap.step, snap.testImages], [0, 2, 64]);
+    assert.ok(snap.testAccuracy >= 0 && snap.testAccuracy <= 1);
+    assert.deepEqual(tensors.get("conv1/kernel")!.data, before.tensors.get("conv1/kernel")!.data);
+    await assert.rejects(
+      train(tiny(await Deno.makeTempDir(), { snapshot: true, resume: true })),
+      /no checkpoint/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
