@@ -21,7 +21,7 @@ import { readOnnxModel } from "./onnx_reader.ts";
 import { createConv2dPlan } from "../../kernels/int8/conv2d.ts";
 import { createGemmPlan } from "../../kernels/int8/gemm.ts";
 import { createGlobalAvgPoolPlan } from "../../kernels/int8/global_avg_pool.ts";
-import { roundHalfEven } from "../../kernels/int8/requantize.ts";
+import { quantizeNchwToNhwc } from "../../kernels/int8/quantize_linear.ts";
 import {
   packConv2d,
   type PackedConv,
@@ -353,20 +353,7 @@ export class Int8Engine {
     res: Resolution,
   ): void {
     const dst = this.#wasm.u8(res.ptr.get(this.#input.id)!, n * h * w * c);
-    const scale = Math.fround(this.#input.quant.scale);
-    const zp = this.#input.quant.zeroPoint;
-    const hw = h * w;
-    for (let b = 0; b < n; b++) {
-      for (let ch = 0; ch < c; ch++) {
-        const src = (b * c + ch) * hw;
-        for (let i = 0; i < hw; i++) {
-          let v = Math.fround(x[src + i]! / scale);
-          if (v < -zp) v = -zp;
-          if (v > 255 - zp) v = 255 - zp;
-          dst[(b * hw + i) * c + ch] = roundHalfEven(v) + zp;
-        }
-      }
-    }
+    quantizeNchwToNhwc(x, [n, c, h, w], this.#input.quant, dst);
   }
 
   /**
