@@ -11,13 +11,16 @@ import { browserMissing, launchBrowser, SHIPPED_MANIFEST, startServer } from "./
 const missing = browserMissing();
 const FIXTURE = "fmnist/png/t10k_00000.png";
 
-/** The shipped models when the checkout has them, else the registry tests' tiny ones. */
+/**
+ * The shipped models on the project's engine (ready in a few seconds) when the checkout has them,
+ * else the registry tests' tiny models on onnxruntime-web (the engine reads only MobileNet graphs).
+ */
 async function modelsEnv(): Promise<Record<string, string>> {
   try {
     await Deno.stat(SHIPPED_MANIFEST);
-    return {};
+    return { BACKEND: "kernels-wasm" };
   } catch {
-    return { MODELS_DIR: (await writeTinyArtifacts()).dir };
+    return { MODELS_DIR: (await writeTinyArtifacts()).dir, BACKEND: "ort-wasm" };
   }
 }
 
