@@ -19,6 +19,7 @@
 
 const SCRATCH: usize = memory.data(64, 16);
 const TAPS: usize = memory.data(64 * 4, 16);
+const OFFS: usize = memory.data(64 * 4, 16);
 
 /** First byte after the module's static data: TypeScript allocates from here. */
 export function heapBase(): usize {
@@ -348,8 +349,9 @@ export function gemmF32(
  *    2 taps to 4 channels.
  * zrow: at least c + 16 bytes, all equal to inZp: out-of-image taps point there, so padding adds
  *    exactly (zp - zp) * w = 0, as SAME padding with the zero point does.
- * biasIn: bias - inZp * sum_t w[c][t] (padded to 8 channels): 3x3 pixels whose window lies inside
- *    the image skip the zero-point subtraction and start from it (the same integer sum).
+ * biasIn: bias - inZp * sum_t w[c][t] (padded to 8 channels): pixels whose window lies inside the
+ *    image skip the zero-point subtraction and start from it (the same integer sum); 3x3 has an
+ *    unrolled path, other sizes read tap offsets from a table.
  */
 export function depthwise(
   src: usize,
@@ -385,6 +387,12 @@ export function depthwise(
   const blockBytes = <usize> pairs << 5;
   const cb = (c + 7) >> 3;
   if (taps & 1) store<usize>(TAPS + (<usize> taps << 2), zrow);
+  // Byte offsets of the taps from a window's top-left pixel (interior pixels, any k); an odd tap
+  // count pairs the last tap with offset 0, whose packed weight is 0.
+  for (let ky = 0; ky < k; ky++) {
+    for (let kx = 0; kx < k; kx++) store<u32>(OFFS + (<usize> (ky * k + kx) << 2), <u32> (<usize> ky * rs + <usize> kx * cs));
+  }
+  if (taps & 1) store<u32>(OFFS + (<usize> taps << 2), 0);
   for (let b = 0; b < n; b++) {
     for (let oy = 0; oy < oh; oy++) {
       const iy0 = oy * stride - padT;
@@ -470,6 +478,33 @@ export function depthwise(
                 v128.load(pw, 144),
               ),
             );
+            store8(
+              o + off,
+              requant4(a0, v128.load(mult + (off << 2)), flo, fhi, zpv),
+              requant4(a1, v128.load(mult + (off << 2), 16), flo, fhi, zpv),
+              min(8, c - (j << 3)),
+            );
+          }
+          continue;
+        }
+        if (rowsIn && ix0 >= 0 && ix0 + k <= w) {
+          // Interior pixel, other kernel sizes: tap offsets from OFFS, zero point folded in biasIn.
+          const base = src + <usize> (((b * h + iy0) * w + ix0) * c);
+          const o = dst + <usize> (((b * oh + oy) * ow + ox) * c);
+          for (let j = 0; j < cb; j++) {
+            const off = <usize> j << 3;
+            const q0 = base + off;
+            let a0 = v128.load(biasIn + (off << 2));
+            let a1 = v128.load(biasIn + (off << 2), 16);
+            let pw = wts + <usize> j * blockBytes;
+            for (let q = 0; q < pairs; q++) {
+              const op = OFFS + (<usize> q << 3);
+              const xa = v128.load8x8_u(q0 + <usize> load<u32>(op));
+              const xb = v128.load8x8_u(q0 + <usize> load<u32>(op, 4));
+              a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 0, 8, 1, 9, 2, 10, 3, 11), v128.load(pw)));
+              a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 4, 12, 5, 13, 6, 14, 7, 15), v128.load(pw, 16)));
+              pw += 32;
+            }
             store8(
               o + off,
               requant4(a0, v128.load(mult + (off << 2)), flo, fhi, zpv),
