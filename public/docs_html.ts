@@ -54,6 +54,9 @@ function el(tag, attrs, children) {
 }
 function describeSchema(s) {
   if (!s) return "";
+  if (s.anyOf) {
+    return s.anyOf.map(describeSchema).join(", or ") + (s.default !== undefined ? "; default " + s.default : "");
+  }
   var parts = [s.type || ""];
   if (s.enum) parts.push("one of " + s.enum.join(", "));
   var lo = s.exclusiveMinimum !== undefined ? "(" + s.exclusiveMinimum : s.minimum !== undefined ? "[" + s.minimum : null;
