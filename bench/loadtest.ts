@@ -340,11 +340,15 @@ async function writeSection(name: string, body: string): Promise<void> {
   await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", DOC.pathname] }).output();
 }
 
+const STARTED = new Date();
+
 function setting(a: Args, loadBefore: number, loadAfter: number): string {
   const env = Object.entries(a.serverEnv).map(([k, v]) => `${k}=${v}`).join(" ");
   const contended = loadBefore > 0.5;
   return [
-    `Measured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC on ${cpuModel()}, ` +
+    `Measured from ${STARTED.toISOString().slice(0, 16).replace("T", " ")} to ${
+      new Date().toISOString().slice(11, 16)
+    } UTC on ${cpuModel()}, ` +
     `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}. Server: \`main.ts\`` +
     (env ? ` with \`${env}\`` : " with default settings") +
     (a.backend ? `, backend ${a.backend}` : "") +
