@@ -138,6 +138,11 @@ export class Gauge extends Metric {
     return this.#series.get(this.key(values))?.v ?? 0;
   }
 
+  /** Sets (replaces) the callback run before each render. */
+  onCollect(collect: () => void): void {
+    this.#collect = collect;
+  }
+
   render(): string {
     this.#collect?.();
     let out = this.header();
@@ -263,6 +268,7 @@ export interface ServiceMetrics {
   inferenceDuration: Histogram;
   rejections: Counter;
   deadlineMissed: Counter;
+  batchLatency: Gauge;
   workers: Gauge;
   residentMemory: Gauge;
 }
@@ -337,6 +343,14 @@ export function createServiceMetrics(): ServiceMetrics {
         "Requests whose inference finished after their deadline (they started in time, the batch " +
           "ran longer than its measured p95).",
         ["variant", "backend"],
+      ),
+    ),
+    batchLatency: r(
+      new Gauge(
+        "scheduler_batch_latency_seconds",
+        "Measured batch service time per variant, as deadline decisions read it: EWMA, p50 and " +
+          "p95 over the rolling window.",
+        ["variant", "backend", "stat"],
       ),
     ),
     workers: r(new Gauge("scheduler_workers", "Inference workers alive and initialized.", [])),

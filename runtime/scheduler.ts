@@ -263,6 +263,16 @@ export class Scheduler {
     this.#backends = new Set(opts.backends.map((b) => b.backend));
     this.#init = { models: opts.models, backends: opts.backends };
     this.#workerUrl = opts.workerUrl;
+    this.#metrics?.batchLatency.onCollect(() => {
+      const g = this.#metrics!.batchLatency;
+      for (const q of this.#queues.values()) {
+        const snap = q.stats.snapshot();
+        if (snap.count === 0) continue;
+        g.set([q.variant, q.backend, "ewma"], snap.ewmaMs / 1000);
+        g.set([q.variant, q.backend, "p50"], snap.p50Ms / 1000);
+        g.set([q.variant, q.backend, "p95"], snap.p95Ms / 1000);
+      }
+    });
   }
 
   /** Starts the workers and resolves once every one has built and loaded its backends. */

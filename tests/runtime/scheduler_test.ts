@@ -467,3 +467,23 @@ Deno.test("Scheduler counts a request that started in time but finished after it
     assert.equal(metrics.deadlineMissed.get(["m-a@4x4", "fn"]), 1);
   });
 });
+
+Deno.test("Scheduler exposes each variant's measured EWMA, p50 and p95 on /metrics", async () => {
+  await withScheduler({}, async (s, metrics) => {
+    await s.warmup("m-a", "fn", shape(4), 2);
+    const text = metrics.registry.render();
+    for (const stat of ["ewma", "p50", "p95"]) {
+      assert.match(
+        text,
+        new RegExp(
+          `^scheduler_batch_latency_seconds\\{variant="m-a@4x4",backend="fn",stat="${stat}"\\} \\d`,
+          "m",
+        ),
+      );
+    }
+    assert.equal(
+      metrics.batchLatency.get(["m-a@4x4", "fn", "p95"]),
+      s.latency("m-a", "fn", shape(4)).p95Ms / 1000,
+    );
+  });
+});
