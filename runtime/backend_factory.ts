@@ -72,12 +72,17 @@ export async function buildBackend(spec: BackendFactorySpec): Promise<WorkerBack
   return await (factory as BackendFactory)(spec.options);
 }
 
-// The project's backends (kernels-webgpu joins when it lands).
+// The project's backends.
 const WORKER_BACKENDS = new URL("./worker_backends.ts", import.meta.url).href;
 registerBackendFactory({
   backend: "kernels-wasm",
   module: new URL("./engine/kernels_wasm_backend.ts", import.meta.url).href,
   exportName: "createKernelsWasm",
+});
+registerBackendFactory({
+  backend: "kernels-webgpu",
+  module: new URL("./engine/kernels_webgpu_backend.ts", import.meta.url).href,
+  exportName: "createKernelsWebgpu",
 });
 registerBackendFactory({
   backend: "ort-wasm",

@@ -4,6 +4,7 @@ import {
   KernelsWebgpuBackend,
 } from "../../../runtime/engine/kernels_webgpu_backend.ts";
 import { Int8Engine } from "../../../runtime/engine/engine.ts";
+import { backendFactory, buildBackend } from "../../../runtime/backend_factory.ts";
 import { buildQdqFixture, waveImages } from "./qdq_fixture.ts";
 
 const ignore = !(await navigator.gpu?.requestAdapter());
@@ -57,5 +58,24 @@ Deno.test({
       () => new KernelsWebgpuBackend().load({ ...model, inputName: "image" }),
       /input\/output are input\/logits/,
     );
+  },
+});
+
+Deno.test({
+  name: `backendFactory("kernels-webgpu") builds the backend by module and export name${SKIP}`,
+  ignore,
+  fn: async () => {
+    const spec = backendFactory("kernels-webgpu", { maxBatch: 2 });
+    assert.equal(spec.exportName, "createKernelsWebgpu");
+    const backend = await buildBackend(spec);
+    assert.equal(backend.name, "kernels-webgpu");
+    await backend.load(model);
+    try {
+      const x = waveImages(1, 1, 16, 16, 3);
+      const engine = await Int8Engine.load(onnx, { maxBatch: 2 });
+      assert.deepEqual(await backend.run(x, [1, 1, 16, 16]), engine.run(x, [1, 1, 16, 16]));
+    } finally {
+      await backend.dispose();
+    }
   },
 });
