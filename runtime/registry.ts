@@ -230,16 +230,21 @@ export class ModelRegistry implements Inference {
   }
 
   /**
-   * The variant served when a request names no alpha: the one with the highest measured int8
-   * accuracy at beta 1 in the manifest (`deno task eval`), the widest when none is measured.
+   * The variant served when a request names no alpha: a trained one before an untrained stand-in,
+   * then the highest measured int8 accuracy at beta 1 in the manifest (`deno task eval`), then the
+   * widest.
    */
   get defaultVariant(): Variant {
-    const acc = (v: Variant) => v.manifest.accuracy.int8[betaKey(1)] ?? -1;
-    return this.#variants.reduce((best, v) =>
-      acc(v) > acc(best) || (acc(v) === acc(best) && v.manifest.alpha > best.manifest.alpha)
-        ? v
-        : best
-    );
+    const rank = (v: Variant) => [
+      v.manifest.trained ? 1 : 0,
+      v.manifest.accuracy.int8[betaKey(1)] ?? -1,
+      v.manifest.alpha,
+    ];
+    return this.#variants.reduce((best, v) => {
+      const [a, b] = [rank(v), rank(best)];
+      const i = a.findIndex((x, k) => x !== b[k]);
+      return i >= 0 && a[i]! > b[i]! ? v : best;
+    });
   }
 
   /** The variant for a width, or undefined when none is shipped. */

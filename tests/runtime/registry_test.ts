@@ -142,7 +142,7 @@ Deno.test({
   },
 });
 
-Deno.test("registry defaultVariant is the most accurate at beta 1, the widest when none is measured", async () => {
+Deno.test("registry defaultVariant: trained first, then the most accurate at beta 1, then the widest", async () => {
   const measured = await writeTinyArtifacts({
     alphas: [0.25, 0.5, 1],
     edit: (m) => (m.accuracy.int8 = { "1": m.alpha === 0.5 ? 0.9 : 0.3 }),
@@ -156,6 +156,15 @@ Deno.test("registry defaultVariant is the most accurate at beta 1, the widest wh
     edit: (m) => (m.accuracy.int8 = {}),
   });
   assert.equal((await ModelRegistry.open({ dir: none.dir })).defaultVariant.manifest.alpha, 0.5);
+  // A trained model whose eval has not run yet still beats an evaluated untrained stand-in.
+  const mixed = await writeTinyArtifacts({
+    alphas: [0.25, 0.5],
+    edit: (m) => {
+      m.trained = m.alpha === 0.25;
+      m.accuracy.int8 = m.trained ? {} : { "1": 0.3 };
+    },
+  });
+  assert.equal((await ModelRegistry.open({ dir: mixed.dir })).defaultVariant.manifest.alpha, 0.25);
 });
 
 Deno.test("registry open() says to set MODELS_DIR when the directory has no manifest", async () => {
