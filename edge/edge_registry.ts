@@ -133,16 +133,21 @@ export class EdgeRegistry {
   }
 
   /**
-   * The variant served when a request names no alpha: the highest measured int8 accuracy at beta 1
-   * in the manifest, the widest when none is measured (the rule of `runtime/registry.ts`).
+   * The variant served when a request names no alpha, by the rule of `runtime/registry.ts` (a test
+   * compares the two): a trained one before an untrained stand-in, then the highest measured int8
+   * accuracy at beta 1 in the manifest, then the widest.
    */
   get defaultVariant(): Variant {
-    const acc = (v: Variant) => v.manifest.accuracy.int8[betaKey(1)] ?? -1;
-    return this.#variants.reduce((best, v) =>
-      acc(v) > acc(best) || (acc(v) === acc(best) && v.manifest.alpha > best.manifest.alpha)
-        ? v
-        : best
-    );
+    const rank = (v: Variant) => [
+      v.manifest.trained ? 1 : 0,
+      v.manifest.accuracy.int8[betaKey(1)] ?? -1,
+      v.manifest.alpha,
+    ];
+    return this.#variants.reduce((best, v) => {
+      const [a, b] = [rank(v), rank(best)];
+      const i = a.findIndex((x, k) => x !== b[k]);
+      return i >= 0 && a[i]! > b[i]! ? v : best;
+    });
   }
 
   /** The models as the engine took them; valid after {@link load}. */

@@ -31,6 +31,7 @@ Deno.test({
     try {
       assert.ok(edge.ready());
       assert.deepEqual(edge.alphas, deno.alphas);
+      assert.equal(edge.defaultVariant.manifest.id, deno.defaultVariant.manifest.id);
       assert.deepEqual(edge.backendNames, ["kernels-wasm"]);
       for (const v of edge.variants) {
         const m = v.manifest;
