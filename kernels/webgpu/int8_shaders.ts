@@ -4,8 +4,11 @@
  * Layout and arithmetic:
  * - activations are NHWC with one uint8 value per `u32` word (correctness before speed: no
  *   packing, so every invocation writes whole words and needs no atomics);
- * - weights are `i32` values with their zero point already subtracted (`w - zp[o]`), so the
- *   accumulator is the reference's `sum (x - xZp) * (w - wZp) + bias` in i32; the reference plans
+ * - weights are `i32` values with their zero point already subtracted (`w - zp[o]`), stored with
+ *   the output channel innermost (GEMM `[K, N]`, conv `[kh, kw, in / groups, out]`): neighbouring
+ *   invocations compute neighbouring channels, so their weight reads are contiguous (one vector
+ *   load on llvmpipe, coalesced on a GPU). The accumulator is therefore
+ *   the reference's `sum (x - xZp) * (w - wZp) + bias` in i32; the reference plans
  *   reject any layer whose accumulator could leave int32, so i32 arithmetic is exact;
  * - requantization reproduces `requantize.ts`: `f32(acc) * m`, clamp to `[lo - zp, hi - zp]`,
  *   round half to even (WGSL `round()` is specified as ties-to-even), `+ zp`.
@@ -90,7 +93,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       if (ix < 0 || ix >= i32(p.w)) { continue; }
       let base = ((b * p.h + u32(iy)) * p.w + u32(ix)) * p.c + g * p.inPerGroup;
       for (var i = 0u; i < p.inPerGroup; i++) {
-        let wv = weights[((o * p.inPerGroup + i) * p.kh + ky) * p.kw + kx];
+        let wv = weights[((ky * p.kw + kx) * p.inPerGroup + i) * p.outC + o];
         acc += (i32(x[base + i]) - p.inZp) * wv;
       }
     }
@@ -102,8 +105,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 `;
 
 /**
- * GEMM `[M, K] x [N, K]^T`: pointwise convolutions and the FC layer. `floatOutput` selects the
- * dequantized float32 logits `f32(acc) * scale[n]` instead of requantized uint8.
+ * GEMM `[M, K] x [N, K]^T`: pointwise convolutions and the FC layer. Each invocation computes four
+ * neighbouring output channels of one row: one input load feeds four multiply-adds, and the
+ * weights are `vec4<i32>` rows of a `[K, N4 / 4]` matrix (N padded to a multiple of 4 with zero
+ * weights, whose outputs are never stored). `floatOutput` selects the dequantized float32 logits
+ * `f32(acc) * scale[n]` instead of requantized uint8.
  */
 export function gemmWgsl(floatOutput: boolean): string {
   return /* wgsl */ `
@@ -111,38 +117,47 @@ const WG: u32 = ${WG}u;
 
 struct Params {
   total: u32, rowStride: u32, m: u32, k: u32,
-  n: u32, inZp: i32, outZp: i32, lo: i32,
-  hi: i32, _pad0: u32, _pad1: u32, _pad2: u32,
+  n: u32, nq: u32, inZp: i32, outZp: i32,
+  lo: i32, hi: i32, _pad0: u32, _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read> weights: array<i32>;
-@group(0) @binding(3) var<storage, read> bias: array<i32>;
-@group(0) @binding(4) var<storage, read> mult: array<f32>;
+@group(0) @binding(2) var<storage, read> weights: array<vec4<i32>>;
+@group(0) @binding(3) var<storage, read> bias: array<vec4<i32>>;
+@group(0) @binding(4) var<storage, read> mult: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> y: array<${floatOutput ? "f32" : "u32"}>;
 ${REQUANT}
 
+fn store(i: u32, acc: i32, m: f32) {
+  y[i] = ${floatOutput ? "i32ToF32(acc) * m" : "requant(acc, m, p.outZp, p.lo, p.hi)"};
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  // phase 1: output (row r, column o), row-major index
+  // phase 1: row r and the quad of output channels 4q .. 4q + 3
   let idx = gid.x + gid.y * p.rowStride;
   if (idx >= p.total) { return; }
-  let o = idx % p.n;
-  let r = idx / p.n;
+  let q = idx % p.nq;
+  let r = idx / p.nq;
 
-  // phase 2: dot product of input row r and weight row o
-  var acc = bias[o];
+  // phase 2: four dot products of input row r with weight columns 4q .. 4q + 3
+  var acc = bias[q];
   let xBase = r * p.k;
-  let wBase = o * p.k;
   for (var i = 0u; i < p.k; i++) {
-    acc += (i32(x[xBase + i]) - p.inZp) * weights[wBase + i];
+    acc += vec4<i32>(i32(x[xBase + i]) - p.inZp) * weights[i * p.nq + q];
   }
 
-  // phase 3: ${floatOutput ? "dequantize to float32 logits" : "requantize to uint8"}
-  y[idx] = ${
-    floatOutput ? "i32ToF32(acc) * mult[o]" : "requant(acc, mult[o], p.outZp, p.lo, p.hi)"
-  };
+  // phase 3: ${
+    floatOutput ? "dequantize to float32 logits" : "requantize to uint8"
+  }; the padded channels past n are dropped
+  let m = mult[q];
+  let o = q * 4u;
+  let out = r * p.n + o;
+  store(out, acc.x, m.x);
+  if (o + 1u < p.n) { store(out + 1u, acc.y, m.y); }
+  if (o + 2u < p.n) { store(out + 2u, acc.z, m.z); }
+  if (o + 3u < p.n) { store(out + 3u, acc.w, m.w); }
 }
 `;
 }

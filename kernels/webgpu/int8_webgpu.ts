@@ -283,6 +283,43 @@ function perChannel(
   };
 }
 
+/** Output channels rounded up to whole `vec4` quads (the GEMM shader's column groups). */
+export const quads = (n: number): number => Math.ceil(n / 4);
+
+/** GEMM weights `[N, K]` to the shader's `[K, 4 * quads(N)]`, padded with zeros. */
+export function gemmWeightsOutInner(w: Int32Array, n: number, k: number): Int32Array {
+  const n4 = quads(n) * 4;
+  const out = new Int32Array(k * n4);
+  for (let o = 0; o < n; o++) {
+    for (let i = 0; i < k; i++) out[i * n4 + o] = w[o * k + i]!;
+  }
+  return out;
+}
+
+/** A per-channel vector zero-padded to whole quads. */
+function padQuads<T extends Int32Array | Float32Array>(v: T, n: number): T {
+  const out = new (v.constructor as { new (len: number): T })(quads(n) * 4);
+  out.set(v.subarray(0, n));
+  return out;
+}
+
+/** OIHW `[out, in / groups, kh, kw]` -> the shader's `[kh, kw, in / groups, out]`. */
+function convWeightsOutInner(p: Conv2dPlan): Int32Array {
+  const w = p.weights;
+  const out = new Int32Array(w.length);
+  for (let o = 0; o < p.outC; o++) {
+    for (let i = 0; i < p.inPerGroup; i++) {
+      for (let ky = 0; ky < p.kh; ky++) {
+        for (let kx = 0; kx < p.kw; kx++) {
+          out[((ky * p.kw + kx) * p.inPerGroup + i) * p.outC + o] =
+            w[((o * p.inPerGroup + i) * p.kh + ky) * p.kw + kx]!;
+        }
+      }
+    }
+  }
+  return out;
+}
+
 /** A planned convolution (any groups, kernel, stride, padding) with its weights on the GPU. */
 export class GpuConvLayer {
   readonly inChannels: number;
@@ -299,7 +336,7 @@ export class GpuConvLayer {
     this.#padding = padding;
     this.inChannels = plan.c;
     this.outChannels = plan.outC;
-    this.#buffers = perChannel(gpu, "conv", plan.weights, plan.bias, plan.multipliers);
+    this.#buffers = perChannel(gpu, "conv", convWeightsOutInner(plan), plan.bias, plan.multipliers);
   }
 
   /** Output size and leading pads for an `h x w` input. */
@@ -369,13 +406,19 @@ export class GpuGemmLayer {
     this.k = plan.k;
     this.n = plan.n;
     this.output = plan.output;
-    this.#buffers = perChannel(gpu, "gemm", plan.weights, plan.bias, plan.multipliers);
+    this.#buffers = perChannel(
+      gpu,
+      "gemm",
+      gemmWeightsOutInner(plan.weights, plan.n, plan.k),
+      padQuads(plan.bias, plan.n),
+      padQuads(plan.multipliers, plan.n),
+    );
   }
 
   /** Binds `[m, k]` uint8 input and `[m, n]` output (uint8 words or float32) buffers. */
   bind(m: number, input: GPUBuffer, output: GPUBuffer): GpuDispatch {
     const p = this.#plan;
-    const total = m * p.n;
+    const total = m * quads(p.n);
     const pipeline = p.output === "float32" ? "gemm_float32" : "gemm_uint8";
     return dispatch(this.#gpu, pipeline, total, (rowStride) =>
       paramWords([
@@ -384,11 +427,11 @@ export class GpuGemmLayer {
         m,
         p.k,
         p.n,
+        quads(p.n),
         p.inZeroPoint,
         p.outZeroPoint,
         p.lo,
         p.hi,
-        0,
         0,
         0,
       ]), [input, this.#buffers.weights, this.#buffers.bias, this.#buffers.mult, output]);

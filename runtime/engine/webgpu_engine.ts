@@ -384,6 +384,42 @@ export class WebGpuInt8Engine {
     return logits;
   }
 
+  /**
+   * Milliseconds per layer (10th percentile of `reps` runs, each layer submitted alone and waited
+   * for), for benchmarks. The input is left as the last `run` of that size wrote it.
+   */
+  async profile(
+    input: Float32Array,
+    shape: readonly [number, number, number, number],
+    reps = 5,
+  ): Promise<{ layer: string; kind: string; ms: number }[]> {
+    await this.run(
+      input.subarray(0, Math.min(shape[0], this.maxBatch) * shape[1] * shape[2] * shape[3]),
+      [
+        Math.min(shape[0], this.maxBatch),
+        shape[1],
+        shape[2],
+        shape[3],
+      ],
+    );
+    const set = this.#sizeSet(Math.min(shape[0], this.maxBatch), shape[2], shape[3]);
+    const device = this.#gpu.device;
+    const compute = this.#layers.filter((l) => l.kind !== "alias");
+    const times = compute.map(() => [] as number[]);
+    for (let r = 0; r < reps; r++) {
+      for (let i = 0; i < set.dispatches.length; i++) {
+        const t0 = performance.now();
+        submit(device, [set.dispatches[i]!]);
+        await device.queue.onSubmittedWorkDone();
+        times[i]!.push(performance.now() - t0);
+      }
+    }
+    return compute.map((l, i) => {
+      const t = times[i]!.sort((a, b) => a - b);
+      return { layer: l.output, kind: l.kind, ms: t[Math.floor(t.length / 10)] ?? 0 };
+    });
+  }
+
   /** Frees every GPU buffer (and the device when the engine created it). */
   async destroy(): Promise<void> {
     await this.#queue;
