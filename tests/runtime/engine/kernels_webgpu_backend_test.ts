@@ -5,6 +5,7 @@ import {
 } from "../../../runtime/engine/kernels_webgpu_backend.ts";
 import { Int8Engine } from "../../../runtime/engine/engine.ts";
 import { backendFactory, buildBackend } from "../../../runtime/backend_factory.ts";
+import { Scheduler } from "../../../runtime/scheduler.ts";
 import { buildQdqFixture, waveImages } from "./qdq_fixture.ts";
 
 const ignore = !(await navigator.gpu?.requestAdapter());
@@ -76,6 +77,32 @@ Deno.test({
       assert.deepEqual(await backend.run(x, [1, 1, 16, 16]), engine.run(x, [1, 1, 16, 16]));
     } finally {
       await backend.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: `kernels-webgpu runs inside an inference worker, built there from the model bytes${SKIP}`,
+  ignore,
+  fn: async () => {
+    const s = await Scheduler.create({
+      models: [model],
+      backends: [backendFactory("kernels-webgpu", { maxBatch: 2 })],
+      workers: 1,
+      maxBatch: 2,
+    });
+    try {
+      const x = waveImages(1, 1, 20, 20, 4);
+      const res = await s.submit({
+        model: "fixture",
+        backend: "kernels-webgpu",
+        input: x,
+        shape: [1, 1, 20, 20],
+      });
+      const engine = await Int8Engine.load(onnx, { maxBatch: 1 });
+      assert.deepEqual(res.logits, engine.run(x, [1, 1, 20, 20]));
+    } finally {
+      await s.close();
     }
   },
 });
