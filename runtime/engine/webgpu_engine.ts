@@ -69,6 +69,7 @@ export class WebGpuInt8Engine {
   readonly #maxSizes: number;
   #queue: Promise<unknown> = Promise.resolve();
   #destroyed = false;
+  #lost: GPUDeviceLostInfo | null = null;
 
   private constructor(
     gpu: Int8Gpu,
@@ -82,6 +83,10 @@ export class WebGpuInt8Engine {
     this.graph = graph;
     this.maxBatch = maxBatch;
     this.#maxSizes = maxSizes;
+    // A lost device (driver reset, destroyed by its owner) fails every later run with the reason.
+    gpu.device.lost.then((info) => {
+      this.#lost = info;
+    });
     const first = graph.steps[0];
     if (first?.op !== "quantize_input") {
       throw new TypeError(
@@ -333,6 +338,11 @@ export class WebGpuInt8Engine {
   ): Promise<Float32Array> {
     if (this.#destroyed) {
       throw new TypeError("Cannot run the WebGPU engine as it was destroyed");
+    }
+    if (this.#lost) {
+      throw new WebGpuKernelError(
+        `Cannot run the WebGPU engine as its device was lost: ${this.#lost.reason} ${this.#lost.message}`,
+      );
     }
     const [n, c, h, w] = shape;
     if (shape.length !== 4 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {

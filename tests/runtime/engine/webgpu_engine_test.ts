@@ -54,6 +54,21 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: `WebGpuInt8Engine rejects runs once its device is lost, naming the reason${SKIP}`,
+  ignore,
+  fn: async () => {
+    const device = await (await navigator.gpu.requestAdapter())!.requestDevice();
+    const gpu = await WebGpuInt8Engine.load(buildQdqFixture(), { maxBatch: 1, device });
+    const x = waveImages(1, 1, 12, 12, 3);
+    assert.equal((await gpu.run(x, [1, 1, 12, 12])).length, 10);
+    device.destroy();
+    await device.lost;
+    await assert.rejects(() => gpu.run(x, [1, 1, 12, 12]), /device was lost: destroyed/);
+    await gpu.destroy();
+  },
+});
+
 interface ManifestModel {
   id: string;
   file: string;
