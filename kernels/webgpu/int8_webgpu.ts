@@ -138,12 +138,26 @@ function byteSize(bytes: number): number {
   return Math.max(4, Math.ceil(bytes / 4) * 4);
 }
 
+/**
+ * Refuses a storage buffer larger than the device can bind: WebGPU would only report a validation
+ * error later (and skip the dispatch), so the check happens here, with the size.
+ */
+export function checkBindingSize(device: GPUDevice, bytes: number, label: string): void {
+  const limit = device.limits.maxStorageBufferBindingSize;
+  if (bytes > limit) {
+    throw new RangeError(
+      `Cannot allocate the WebGPU buffer "${label}" as it needs ${bytes} bytes: the device binds at most ${limit} (maxStorageBufferBindingSize)`,
+    );
+  }
+}
+
 /** A storage buffer holding `data` (i32 / u32 / f32 words). */
 export function storageBuffer(
   device: GPUDevice,
   data: Int32Array | Uint32Array | Float32Array,
   label: string,
 ): GPUBuffer {
+  checkBindingSize(device, data.byteLength, label);
   const buffer = device.createBuffer({ label, size: byteSize(data.byteLength), usage: STORAGE });
   if (data.byteLength > 0) {
     device.queue.writeBuffer(buffer, 0, data as ArrayBufferView<ArrayBuffer>);
@@ -153,6 +167,7 @@ export function storageBuffer(
 
 /** An empty storage buffer of `words` 32-bit values. */
 export function emptyBuffer(device: GPUDevice, words: number, label: string): GPUBuffer {
+  checkBindingSize(device, words * 4, label);
   return device.createBuffer({ label, size: byteSize(words * 4), usage: STORAGE });
 }
 

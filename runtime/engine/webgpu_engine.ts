@@ -28,6 +28,7 @@ import {
   requestInt8Device,
   submit,
   WebGpuKernelError,
+  withErrorScope,
 } from "../../kernels/webgpu/int8_webgpu.ts";
 import { readOnnxModel } from "./onnx_reader.ts";
 import { type ActQuant, type QdqGraph, readQdqGraph } from "./qdq_graph.ts";
@@ -48,13 +49,17 @@ type Layer =
   | { kind: "alias"; input: string; output: string }
   | { kind: "gemm"; input: string; output: string; gemm: GpuGemmLayer };
 
+/** Everything allocated for one size, freed together. */
+interface Allocations {
+  readonly buffers: GPUBuffer[];
+  readonly dispatches: GpuDispatch[];
+}
+
 /** The GPU buffers and bound dispatches for one (batch, h, w). */
-interface SizeSet {
+interface SizeSet extends Allocations {
   readonly input: GPUBuffer;
   readonly logits: GPUBuffer;
   readonly readback: GPUBuffer;
-  readonly buffers: GPUBuffer[];
-  readonly dispatches: GpuDispatch[];
 }
 
 /** Runs an int8 QDQ MobileNet on the WGSL kernels. */
@@ -236,8 +241,11 @@ export class WebGpuInt8Engine {
     return this.graph.classes;
   }
 
-  /** Buffers and dispatches for one (batch, h, w), made on first use. */
-  #sizeSet(n: number, h: number, w: number): SizeSet {
+  /**
+   * Buffers and dispatches for one (batch, h, w), made on first use inside a validation error
+   * scope; on failure everything made so far is freed and the error names the size.
+   */
+  async #sizeSet(n: number, h: number, w: number): Promise<SizeSet> {
     const key = `${n}:${h}x${w}`;
     const have = this.#sizes.get(key);
     if (have) return have;
@@ -245,8 +253,25 @@ export class WebGpuInt8Engine {
       for (const s of this.#sizes.values()) destroySizeSet(s);
       this.#sizes.clear();
     }
+    const made: Allocations = { buffers: [], dispatches: [] };
+    try {
+      const set = await withErrorScope(
+        this.#gpu.device,
+        `the WebGPU engine's buffers for batch ${n} at ${h}x${w}`,
+        () => this.#buildSizeSet(n, h, w, made),
+      );
+      this.#sizes.set(key, set);
+      return set;
+    } catch (e) {
+      destroySizeSet(made);
+      throw e;
+    }
+  }
+
+  /** Fills `made` as it allocates, so that a failure can free what exists. */
+  #buildSizeSet(n: number, h: number, w: number, made: Allocations): SizeSet {
     const device = this.#gpu.device;
-    const buffers: GPUBuffer[] = [];
+    const buffers = made.buffers;
     const make = (words: number, label: string) => {
       const b = emptyBuffer(device, words, label);
       buffers.push(b);
@@ -258,7 +283,7 @@ export class WebGpuInt8Engine {
     shape.set(this.#input.id, [h, w, this.inputChannels]);
     buf.set(this.#input.id, input);
     const logits = make(n * this.classes, "logits");
-    const dispatches: GpuDispatch[] = [];
+    const dispatches = made.dispatches;
     for (const l of this.#layers) {
       const s = shape.get(l.input);
       const src = buf.get(l.input);
@@ -314,9 +339,7 @@ export class WebGpuInt8Engine {
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     buffers.push(readback);
-    const set: SizeSet = { input, logits, readback, buffers, dispatches };
-    this.#sizes.set(key, set);
-    return set;
+    return { input, logits, readback, buffers, dispatches };
   }
 
   /**
@@ -370,7 +393,7 @@ export class WebGpuInt8Engine {
     const logits = new Float32Array(n * this.classes);
     for (let start = 0; start < n; start += this.maxBatch) {
       const nb = Math.min(this.maxBatch, n - start);
-      const set = this.#sizeSet(nb, h, w);
+      const set = await this.#sizeSet(nb, h, w);
       const q = quantizeNchwToNhwc(
         input.subarray(start * c * h * w, (start + nb) * c * h * w),
         [nb, c, h, w],
@@ -412,7 +435,7 @@ export class WebGpuInt8Engine {
         shape[3],
       ],
     );
-    const set = this.#sizeSet(Math.min(shape[0], this.maxBatch), shape[2], shape[3]);
+    const set = await this.#sizeSet(Math.min(shape[0], this.maxBatch), shape[2], shape[3]);
     const device = this.#gpu.device;
     const compute = this.#layers.filter((l) => l.kind !== "alias");
     const times = compute.map(() => [] as number[]);
@@ -444,7 +467,7 @@ export class WebGpuInt8Engine {
   }
 }
 
-function destroySizeSet(s: SizeSet): void {
+function destroySizeSet(s: Allocations): void {
   for (const d of s.dispatches) d.destroy();
   for (const b of s.buffers) b.destroy();
 }

@@ -19,6 +19,7 @@ import { type Int8Kernels, referenceInt8Kernels } from "../../../kernels/int8/ke
 import { requantize } from "../../../kernels/int8/requantize.ts";
 import {
   type AsyncInt8Kernels,
+  checkBindingSize,
   createComputePipeline,
   createInt8Gpu,
   createWebGpuInt8Kernels,
@@ -185,5 +186,22 @@ Deno.test({
           }),
         /must hold 4 values: current length is 3/,
       );
+    }),
+});
+
+Deno.test({
+  name: `checkBindingSize() refuses a buffer above the device's maxStorageBufferBindingSize${SKIP}`,
+  ignore,
+  fn: () =>
+    withGpu((device) => {
+      const limit = device.limits.maxStorageBufferBindingSize;
+      checkBindingSize(device, limit, "fits");
+      assert.throws(
+        () => checkBindingSize(device, limit + 4, "activations"),
+        new RegExp(
+          `buffer "activations" as it needs ${limit + 4} bytes: the device binds at most ${limit}`,
+        ),
+      );
+      return Promise.resolve();
     }),
 });
