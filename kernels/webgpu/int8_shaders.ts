@@ -105,8 +105,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 `;
 
 /**
- * GEMM `[M, K] x [N, K]^T`: pointwise convolutions and the FC layer. Each invocation computes four
- * neighbouring output channels of one row: one input load feeds four multiply-adds, and the
+ * GEMM `[M, K] x [N, K]^T`: pointwise convolutions and the FC layer. Each invocation computes a
+ * 4 x 4 tile, four neighbouring output channels of four rows: one weight quad feeds four rows and
+ * one input load four multiply-adds, and the
  * weights are `vec4<i32>` rows of a `[K, N4 / 4]` matrix (N padded to a multiple of 4 with zero
  * weights, whose outputs are never stored). `floatOutput` selects the dequantized float32 logits
  * `f32(acc) * scale[n]` instead of requantized uint8.
@@ -133,31 +134,50 @@ fn store(i: u32, acc: i32, m: f32) {
   y[i] = ${floatOutput ? "i32ToF32(acc) * m" : "requant(acc, m, p.outZp, p.lo, p.hi)"};
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  // phase 1: row r and the quad of output channels 4q .. 4q + 3
-  let idx = gid.x + gid.y * p.rowStride;
-  if (idx >= p.total) { return; }
-  let q = idx % p.nq;
-  let r = idx / p.nq;
-
-  // phase 2: four dot products of input row r with weight columns 4q .. 4q + 3
-  var acc = bias[q];
-  let xBase = r * p.k;
-  for (var i = 0u; i < p.k; i++) {
-    acc += vec4<i32>(i32(x[xBase + i]) - p.inZp) * weights[i * p.nq + q];
-  }
-
-  // phase 3: ${
-    floatOutput ? "dequantize to float32 logits" : "requantize to uint8"
-  }; the padded channels past n are dropped
-  let m = mult[q];
+/** Stores the quad 4q .. 4q + 3 of row r, dropping the padded channels past n. */
+fn storeQuad(r: u32, q: u32, acc: vec4<i32>, m: vec4<f32>) {
   let o = q * 4u;
   let out = r * p.n + o;
   store(out, acc.x, m.x);
   if (o + 1u < p.n) { store(out + 1u, acc.y, m.y); }
   if (o + 2u < p.n) { store(out + 2u, acc.z, m.z); }
   if (o + 3u < p.n) { store(out + 3u, acc.w, m.w); }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  // phase 1: rows 4t .. 4t + 3 (clamped to the last row for loads) and channels 4q .. 4q + 3
+  let idx = gid.x + gid.y * p.rowStride;
+  if (idx >= p.total) { return; }
+  let q = idx % p.nq;
+  let r0 = (idx / p.nq) * 4u;
+  let last = p.m - 1u;
+  let x0 = r0 * p.k;
+  let x1 = min(r0 + 1u, last) * p.k;
+  let x2 = min(r0 + 2u, last) * p.k;
+  let x3 = min(r0 + 3u, last) * p.k;
+
+  // phase 2: a 4 x 4 tile of dot products; each weight quad feeds four rows
+  var a0 = bias[q];
+  var a1 = a0;
+  var a2 = a0;
+  var a3 = a0;
+  for (var i = 0u; i < p.k; i++) {
+    let wv = weights[i * p.nq + q];
+    a0 += vec4<i32>(i32(x[x0 + i]) - p.inZp) * wv;
+    a1 += vec4<i32>(i32(x[x1 + i]) - p.inZp) * wv;
+    a2 += vec4<i32>(i32(x[x2 + i]) - p.inZp) * wv;
+    a3 += vec4<i32>(i32(x[x3 + i]) - p.inZp) * wv;
+  }
+
+  // phase 3: ${
+    floatOutput ? "dequantize to float32 logits" : "requantize to uint8"
+  } the rows that exist
+  let m = mult[q];
+  storeQuad(r0, q, a0, m);
+  if (r0 + 1u < p.m) { storeQuad(r0 + 1u, q, a1, m); }
+  if (r0 + 2u < p.m) { storeQuad(r0 + 2u, q, a2, m); }
+  if (r0 + 3u < p.m) { storeQuad(r0 + 3u, q, a3, m); }
 }
 `;
 }

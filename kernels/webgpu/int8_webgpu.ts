@@ -433,7 +433,7 @@ export class GpuGemmLayer {
   /** Binds `[m, k]` uint8 input and `[m, n]` output (uint8 words or float32) buffers. */
   bind(m: number, input: GPUBuffer, output: GPUBuffer): GpuDispatch {
     const p = this.#plan;
-    const total = m * quads(p.n);
+    const total = Math.ceil(m / 4) * quads(p.n);
     const pipeline = p.output === "float32" ? "gemm_float32" : "gemm_uint8";
     return dispatch(this.#gpu, pipeline, total, (rowStride) =>
       paramWords([
