@@ -23,3 +23,6 @@ run v1_a025_stem1_28 --alpha 0.25 --epochs "${EPOCHS_025:-3}" "${COMMON[@]}"
 run v1_a050_stem1_28 --alpha 0.5 --epochs "${EPOCHS_050:-1}" "${COMMON[@]}"
 run v1_a075_stem1_28 --alpha 0.75 --epochs "${EPOCHS_075:-1}" "${COMMON[@]}"
 run v1_a100_stem1_28 --alpha 1.0 --epochs "${EPOCHS_100:-1}" "${COMMON[@]}"
+# The seed's cifar plan at 32x32 (Fashion-MNIST padded 28 -> 32; ~4x the multiply-adds of the
+# plan above), to compare accuracy per training hour.
+run v1_a025_cifar_32 --alpha 0.25 --epochs "${EPOCHS_025_CIFAR:-1}" --plan cifar --resolution 32 --batch 64 --seed 1
