@@ -273,12 +273,20 @@ function dispatch(
   };
 }
 
-/** Submits the dispatches in one compute pass (WebGPU orders them: each sees the last's writes). */
-export function submit(device: GPUDevice, dispatches: readonly GpuDispatch[]): void {
+/**
+ * Submits the dispatches in one compute pass (WebGPU orders them: each sees the last's writes),
+ * then `after` (a readback copy) in the same command buffer: every submission costs a fence.
+ */
+export function submit(
+  device: GPUDevice,
+  dispatches: readonly GpuDispatch[],
+  after?: (enc: GPUCommandEncoder) => void,
+): void {
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   for (const d of dispatches) d.encode(pass);
   pass.end();
+  after?.(enc);
   device.queue.submit([enc.finish()]);
 }
 

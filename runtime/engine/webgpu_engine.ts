@@ -400,10 +400,11 @@ export class WebGpuInt8Engine {
         this.#input.quant,
       );
       device.queue.writeBuffer(set.input, 0, Uint32Array.from(q));
-      submit(device, set.dispatches);
-      const enc = device.createCommandEncoder();
-      enc.copyBufferToBuffer(set.logits, 0, set.readback, 0, set.logits.size);
-      device.queue.submit([enc.finish()]);
+      submit(
+        device,
+        set.dispatches,
+        (enc) => enc.copyBufferToBuffer(set.logits, 0, set.readback, 0, set.logits.size),
+      );
       await set.readback.mapAsync(GPUMapMode.READ);
       try {
         logits.set(
