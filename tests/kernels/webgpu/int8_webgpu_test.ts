@@ -205,3 +205,42 @@ Deno.test({
       return Promise.resolve();
     }),
 });
+
+Deno.test({
+  name: `webgpu GEMM equals the reference for every row and channel tail of its 4x4 tile${SKIP}`,
+  ignore,
+  fn: () =>
+    withGpu(async (device) => {
+      const gpu = createWebGpuInt8Kernels(await createInt8Gpu(device));
+      const r = rng(5);
+      const k = 3;
+      for (let m = 1; m <= 5; m++) {
+        for (let n = 1; n <= 5; n++) {
+          const a = Uint8Array.from({ length: m * k }, () => Math.floor(r() * 256));
+          const params = {
+            weights: Int8Array.from({ length: n * k }, () => Math.floor(r() * 256) - 128),
+            outChannels: n,
+            weightScales: Float32Array.from({ length: n }, () => 0.01 + r() * 0.01),
+            bias: Int32Array.from({ length: n }, () => Math.floor((r() - 0.5) * 2000)),
+            inScale: 0.05,
+            inZeroPoint: 100,
+            outScale: 0.2,
+            outZeroPoint: 120,
+          };
+          const shape = [m, k] as const;
+          assertAllClose(
+            await gpu.gemm(a, shape, params),
+            referenceInt8Kernels.gemm(a, shape, params),
+            TOLERANCES.integer,
+            [m, n],
+          );
+          assertAllClose(
+            await gpu.fcToFloat(a, shape, params),
+            referenceInt8Kernels.fcToFloat(a, shape, params),
+            TOLERANCES.fcFloat,
+            [m, n],
+          );
+        }
+      }
+    }),
+});
