@@ -6,6 +6,10 @@
  * engines gave the same logits on the benchmark input.
  *
  *   deno run -A bench/kernels_webgpu_bench.ts [--rounds 10] [--batches 1,8] [--models a0.25,a1]
+ *     [--write]
+ *
+ * `--write` also puts the table in docs/performance.md, between `<!-- kernels-webgpu:start -->`
+ * and `<!-- kernels-webgpu:end -->`.
  *
  * On a machine without a GPU the adapter is Mesa's llvmpipe (a software rasterizer): the numbers
  * then describe llvmpipe, not a GPU. The adapter is printed with the table.
@@ -33,19 +37,19 @@ if (!adapter) {
   Deno.exit(0);
 }
 const device = await adapter.requestDevice();
-console.log(
-  `adapter: ${
-    adapter.info.description || adapter.info.vendor
-  } (fallback: ${adapter.info.isFallbackAdapter})`,
-);
+const adapterText = `${
+  adapter.info.description || adapter.info.vendor
+} (fallback adapter: ${adapter.info.isFallbackAdapter})`;
+console.log(`adapter: ${adapterText}`);
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * p)]!;
 const fmt = (xs: number[]) => `${pct(xs, 0.5).toFixed(2)} (${pct(xs, 0.1).toFixed(2)})`;
 
-console.log(
+const rows = [
   "| model | batch | kernels-wasm ms | kernels-webgpu ms | webgpu / wasm | same logits |",
-);
-console.log("|---|---|---|---|---|---|");
+  "|---|---:|---:|---:|---:|---|",
+];
+console.log(rows.join("\n"));
 for (const m of manifest.models) {
   if (m.inputChannels !== 1) continue;
   if (wanted && !wanted.some((w) => m.id.endsWith(w.replace(/^a/, "_a")))) continue;
@@ -71,8 +75,42 @@ for (const m of manifest.models) {
       tg.push(performance.now() - t0);
     }
     const ratio = pct(tg, 0.5) / pct(tw, 0.5);
-    console.log(`| ${m.id} | ${n} | ${fmt(tw)} | ${fmt(tg)} | ${ratio.toFixed(1)}x | ${same} |`);
+    rows.push(`| ${m.id} | ${n} | ${fmt(tw)} | ${fmt(tg)} | ${ratio.toFixed(1)}x | ${same} |`);
+    console.log(rows.at(-1));
   }
   await gpu.destroy();
 }
 device.destroy();
+
+if (Deno.args.includes("--write")) {
+  const when = new Date().toISOString().slice(0, 16).replace("T", " ");
+  const load = Deno.loadavg()[0]!.toFixed(1);
+  const command = ["deno run -A bench/kernels_webgpu_bench.ts", ...Deno.args].join(" ");
+  await writeSection(
+    "kernels-webgpu",
+    [
+      "## int8 engine on WGSL: kernels-webgpu vs kernels-wasm (bench/kernels_webgpu_bench.ts)",
+      "",
+      `Measured ${when} UTC on the adapter ${adapterText}, ${navigator.hardwareConcurrency} cores, load average ${load} at the end (other work shares the cores). Median ms of single calls with the 10th percentile in parentheses, ${rounds} alternating rounds, kernels-wasm on one thread; "same logits" compares the two engines' outputs on the benchmark input. Command: \`${command}\`.`,
+      "",
+      ...rows,
+    ].join("\n"),
+  );
+}
+
+/** Replaces (or appends) the text between `<!-- name:start -->` and `<!-- name:end -->`. */
+async function writeSection(name: string, body: string): Promise<void> {
+  const doc = new URL("../docs/performance.md", import.meta.url);
+  let text = await Deno.readTextFile(doc);
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const block = `${start}\n\n${body.trimEnd()}\n\n${end}`;
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  text = i >= 0 && j > i
+    ? text.slice(0, i) + block + text.slice(j + end.length)
+    : `${text.trimEnd()}\n\n${block}\n`;
+  await Deno.writeTextFile(doc, text);
+  // Keep the doc as `deno fmt` writes it, so `deno task ok` stays green after a bench run.
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", doc.pathname] }).output();
+}
