@@ -9,7 +9,7 @@
  * between the route and the backends without touching either.
  *
  * Configuration (see {@link registryOptionsFromEnv}): `MODELS_DIR` (default `model/artifacts/`),
- * `BACKEND` (comma-separated; the first is the default, e.g. `ort-wasm` or `ort-wasm,ort-webgpu`),
+ * `BACKEND` (comma-separated; the first is the default; unset: `kernels-wasm,ort-wasm`),
  * `ORT_THREADS` (ort-wasm threads, default 1).
  *
  * @module
@@ -87,6 +87,14 @@ export const DEFAULT_MODELS_DIR = decodeURIComponent(
 );
 export const DEFAULT_BACKEND = "ort-wasm";
 
+/**
+ * What the server loads when `BACKEND` is unset: the project's own int8 engine answers by default
+ * (its logits equal onnxruntime's on every shipped model, tests/runtime/engine/), and
+ * onnxruntime-web stays loaded and selectable (`?backend=ort-wasm`) as the reference. Library
+ * callers that pass no backends get {@link DEFAULT_BACKEND}, which runs any ONNX graph.
+ */
+export const SERVER_BACKENDS: readonly string[] = ["kernels-wasm", "ort-wasm"];
+
 /** Registry options from the environment: `MODELS_DIR`, `BACKEND`, `ORT_THREADS`. */
 export function registryOptionsFromEnv(
   env: { get(key: string): string | undefined } = Deno.env,
@@ -95,7 +103,9 @@ export function registryOptionsFromEnv(
   const dir = env.get("MODELS_DIR");
   if (dir) opts.dir = dir;
   const backend = env.get("BACKEND");
-  if (backend) opts.backends = backend.split(",").map((s) => s.trim()).filter(Boolean);
+  opts.backends = backend
+    ? backend.split(",").map((s) => s.trim()).filter(Boolean)
+    : [...SERVER_BACKENDS];
   const threads = env.get("ORT_THREADS");
   if (threads) {
     const n = Number(threads);

@@ -132,7 +132,7 @@ Deno.test({
   name:
     "real server on 127.0.0.1: ready after warm-up, answers curl's requests, refuses hostile ones",
   fn: async (t) => {
-    const s = await startServer({ MODELS_DIR });
+    const s = await startServer({ MODELS_DIR, ...(shipped ? {} : { BACKEND: "ort-wasm" }) });
     try {
       await waitReady(s);
       const models = await (await fetch(`${s.url}/v1/models`)).json();

@@ -184,7 +184,8 @@ Deno.test("registryOptionsFromEnv reads MODELS_DIR, BACKEND (first is default) a
     ),
     { dir: "/m", backends: ["ort-wasm", "ort-webgpu"], numThreads: 2 },
   );
-  assert.deepEqual(registryOptionsFromEnv(env({})), {});
+  // Unset BACKEND: the own int8 engine answers by default, onnxruntime-web stays selectable.
+  assert.deepEqual(registryOptionsFromEnv(env({})), { backends: ["kernels-wasm", "ort-wasm"] });
   assert.throws(() => registryOptionsFromEnv(env({ ORT_THREADS: "two" })), /positive integer/);
   assert.ok(DEFAULT_MODELS_DIR.endsWith("/model/artifacts/"));
 });

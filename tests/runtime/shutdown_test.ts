@@ -12,7 +12,14 @@ const art = await writeTinyArtifacts();
 async function startServer(env: Record<string, string> = {}) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN],
-    env: { PORT: "0", HOST: "127.0.0.1", MODELS_DIR: art.dir, WORKERS: "1", ...env },
+    env: {
+      PORT: "0",
+      HOST: "127.0.0.1",
+      MODELS_DIR: art.dir,
+      BACKEND: "ort-wasm",
+      WORKERS: "1",
+      ...env,
+    },
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
