@@ -1,7 +1,10 @@
 /**
- * Keeps model/artifacts in step with the trainer's runs: for each alpha, the run under
- * model/train/runs/ whose `model/` checkpoint has the best test accuracy (as the trainer recorded
- * it) is exported and evaluated, unless the manifest already ships exactly that checkpoint.
+ * Keeps model/artifacts in step with the trainer's runs: for each alpha, the best run under
+ * model/train/runs/ is exported and evaluated, unless the manifest already ships exactly that
+ * checkpoint. Best: one file serves every beta, so a run that recorded test accuracy at several
+ * resolutions (multi-resolution training, `history[-1].testAccuracyByResolution`) beats one that
+ * recorded only its base resolution (single-resolution runs measured 10-63% below beta 1); among
+ * runs covering as many resolutions, the higher mean test accuracy over them wins.
  * Stand-ins (`"trained": false`) are replaced as soon as a trained run of their alpha exists.
  *
  * @example
@@ -16,6 +19,10 @@ export interface RunCandidate {
   dir: string;
   alpha: number;
   testAccuracy: number;
+  /** Resolutions the trainer recorded test accuracy at (1 for single-resolution runs). */
+  resolutionsCovered: number;
+  /** Mean recorded test accuracy over those resolutions (= testAccuracy for single-resolution). */
+  meanAccuracy: number;
   epochs: number;
   weightsSha256: string;
 }
@@ -43,10 +50,17 @@ export async function listRuns(runsDir: string): Promise<RunCandidate[]> {
     if (meta.arch !== "mobilenet_v1" || typeof meta.alpha !== "number" || typeof acc !== "number") {
       continue;
     }
+    const last = Array.isArray(meta.history) ? meta.history.at(-1) : undefined;
+    const byRes = Object.values(
+      (last as { testAccuracyByResolution?: Record<string, number> } | undefined)
+        ?.testAccuracyByResolution ?? {},
+    ).filter((a) => typeof a === "number");
     out.push({
       dir,
       alpha: meta.alpha,
       testAccuracy: acc,
+      resolutionsCovered: Math.max(1, byRes.length),
+      meanAccuracy: byRes.length ? byRes.reduce((a, b) => a + b, 0) / byRes.length : acc,
       epochs: Number(meta.epochs ?? 0),
       weightsSha256: await sha256Hex(await Deno.readFile(`${dir}/weights.bin`)),
     });
@@ -54,12 +68,17 @@ export async function listRuns(runsDir: string): Promise<RunCandidate[]> {
   return out;
 }
 
-/** The best run per alpha. */
+/**
+ * The best run per alpha: most resolutions covered, then the highest mean accuracy over them.
+ */
 export function bestPerAlpha(runs: RunCandidate[]): Map<number, RunCandidate> {
   const best = new Map<number, RunCandidate>();
   for (const r of runs) {
     const b = best.get(r.alpha);
-    if (!b || r.testAccuracy > b.testAccuracy) best.set(r.alpha, r);
+    if (
+      !b || r.resolutionsCovered > b.resolutionsCovered ||
+      (r.resolutionsCovered === b.resolutionsCovered && r.meanAccuracy > b.meanAccuracy)
+    ) best.set(r.alpha, r);
   }
   return best;
 }
@@ -76,7 +95,11 @@ async function refreshOnce(artifacts: string, runsDir: string, dryRun: boolean):
     console.log(
       `alpha ${alpha}: ${run.dir} (epoch ${run.epochs}, trainer's test accuracy ${
         (100 * run.testAccuracy).toFixed(2)
-      }%) replaces ${shipped ? `${shipped.id} from ${shipped.source.checkpoint}` : "nothing"}`,
+      }%, mean ${
+        (100 * run.meanAccuracy).toFixed(2)
+      }% over ${run.resolutionsCovered} resolutions) replaces ${
+        shipped ? `${shipped.id} from ${shipped.source.checkpoint}` : "nothing"
+      }`,
     );
     if (dryRun) continue;
     const argv = ["--checkpoint", run.dir, "--out", artifacts];

@@ -279,14 +279,21 @@ export class TfMobileNet {
 
   /**
    * Mean cross-entropy loss, gradients of the trainable weights as one flat vector (trainable
-   * order) and the number of correct predictions, for one batch.
+   * order) and the number of correct predictions, for one batch. `resolution` (default the spec's)
+   * is the side of the images in `x`: the layers are convolutions, global pooling and FC, so the
+   * same variables run at any input size (multi-resolution training).
    */
-  gradients(x: Float32Array, labels: Int32Array, n: number): {
+  gradients(
+    x: Float32Array,
+    labels: Int32Array,
+    n: number,
+    resolution: number = this.spec.resolution,
+  ): {
     loss: number;
     correct: number;
     grads: Float32Array;
   } {
-    const r = this.spec.resolution;
+    const r = resolution;
     const c = this.spec.inputChannels;
     const vars = this.trainable.map((p) => this.#v(p.name));
     const flat = new Float32Array(this.trainableSize);
@@ -316,8 +323,8 @@ export class TfMobileNet {
   }
 
   /** Predicted class per image (inference mode, moving statistics). */
-  predict(x: Float32Array, n: number): Int32Array {
-    const r = this.spec.resolution;
+  predict(x: Float32Array, n: number, resolution: number = this.spec.resolution): Int32Array {
+    const r = resolution;
     const c = this.spec.inputChannels;
     return tf.tidy(() => {
       const xt = tf.tensor4d(x.subarray(0, n * r * r * c), [n, r, r, c]);
@@ -326,8 +333,13 @@ export class TfMobileNet {
   }
 
   /** Adds one batch's BN statistics to `sums`. */
-  collectBn(x: Float32Array, n: number, sums: BnSums): void {
-    const r = this.spec.resolution;
+  collectBn(
+    x: Float32Array,
+    n: number,
+    sums: BnSums,
+    resolution: number = this.spec.resolution,
+  ): void {
+    const r = resolution;
     const c = this.spec.inputChannels;
     tf.tidy(() => {
       this.forward(tf.tensor4d(x.subarray(0, n * r * r * c), [n, r, r, c]), true, sums);

@@ -72,11 +72,23 @@ export class TrainPool {
   readonly workers: number;
   #handles: WorkerHandle[] = [];
   #local?: TfMobileNet;
-  #pixels: number;
+  /** The spec's input side (the default resolution of every call). */
+  readonly resolution: number;
+  readonly channels: number;
 
-  private constructor(workers: number, pixels: number) {
+  private constructor(workers: number, resolution: number, channels: number) {
     this.workers = workers;
-    this.#pixels = pixels;
+    this.resolution = resolution;
+    this.channels = channels;
+  }
+
+  #px(resolution: number): number {
+    if (!Number.isInteger(resolution) || resolution < 1) {
+      throw new RangeError(
+        `Cannot run a batch as the resolution must be a positive integer: current value is ${resolution}`,
+      );
+    }
+    return resolution * resolution * this.channels;
   }
 
   static async create(
@@ -85,7 +97,7 @@ export class TrainPool {
     kernels: GradKernels,
   ): Promise<TrainPool> {
     const s = buildSpec(spec);
-    const pool = new TrainPool(workers, s.resolution * s.resolution * s.inputChannels);
+    const pool = new TrainPool(workers, s.resolution, s.inputChannels);
     if (workers === 0) {
       await setupBackend(kernels);
       pool.#local = new TfMobileNet(s, { fusedBn: kernels === "own" });
@@ -96,15 +108,21 @@ export class TrainPool {
     return pool;
   }
 
-  /** Mean loss and averaged gradients of a batch of n images. */
+  /**
+   * Mean loss and averaged gradients of a batch of n images of side `resolution` (default the
+   * spec's: the same weights run at any input size).
+   */
   async gradients(
     flat: Float32Array,
     x: Float32Array,
     labels: Int32Array,
     n: number,
+    resolution: number = this.resolution,
   ): Promise<GradResult> {
-    if (this.#local) return this.#local.setTrainableFlat(flat), this.#local.gradients(x, labels, n);
-    const px = this.#pixels;
+    const px = this.#px(resolution);
+    if (this.#local) {
+      return this.#local.setTrainableFlat(flat), this.#local.gradients(x, labels, n, resolution);
+    }
     const parts = shards(n, this.#handles.length);
     const replies = await Promise.all(parts.map(([a, b], i) =>
       this.#handles[i]!.call({
@@ -113,6 +131,7 @@ export class TrainPool {
         x: x.slice(a * px, b * px),
         labels: labels.slice(a, b),
         n: b - a,
+        resolution,
       })
     ));
     let loss = 0;
@@ -138,17 +157,29 @@ export class TrainPool {
   }
 
   /** BN batch statistics of a batch (each shard counts as one batch). */
-  async collectBn(flat: Float32Array, x: Float32Array, n: number, sums: BnSums): Promise<void> {
+  async collectBn(
+    flat: Float32Array,
+    x: Float32Array,
+    n: number,
+    sums: BnSums,
+    resolution: number = this.resolution,
+  ): Promise<void> {
+    const px = this.#px(resolution);
     if (this.#local) {
       this.#local.setTrainableFlat(flat);
-      this.#local.collectBn(x, n, sums);
+      this.#local.collectBn(x, n, sums, resolution);
       return;
     }
-    const px = this.#pixels;
     const parts = shards(n, this.#handles.length);
     const replies = await Promise.all(
       parts.map(([a, b], i) =>
-        this.#handles[i]!.call({ type: "collect", flat, x: x.slice(a * px, b * px), n: b - a })
+        this.#handles[i]!.call({
+          type: "collect",
+          flat,
+          x: x.slice(a * px, b * px),
+          n: b - a,
+          resolution,
+        })
       ),
     );
     for (const r of replies) {
@@ -175,13 +206,14 @@ export class TrainPool {
     stats: NamedTensors,
     x: Float32Array,
     n: number,
+    resolution: number = this.resolution,
   ): Promise<Int32Array> {
+    const px = this.#px(resolution);
     if (this.#local) {
       this.#local.setTrainableFlat(flat);
       this.#local.setStats(stats);
-      return this.#local.predict(x, n);
+      return this.#local.predict(x, n, resolution);
     }
-    const px = this.#pixels;
     const st: [string, number[], Float32Array][] = [...stats].map(([k, t]) => [k, t.shape, t.data]);
     const parts = shards(n, this.#handles.length);
     const replies = await Promise.all(
@@ -192,6 +224,7 @@ export class TrainPool {
           stats: st,
           x: x.slice(a * px, b * px),
           n: b - a,
+          resolution,
         })
       ),
     );

@@ -18,7 +18,8 @@ import {
   STRIDE_PLANS,
   type StridePlan,
 } from "../spec.ts";
-import { type NamedTensors, saveWeights } from "../weights.ts";
+import { loadWeights, type NamedTensors, saveWeights } from "../weights.ts";
+import { resizeArea } from "../../kernels/image/resize.ts";
 import {
   type AugmentOptions,
   type BatchOptions,
@@ -54,6 +55,14 @@ export interface TrainOptions {
   plan: StridePlan;
   /** Input side; defaults to the dataset's. */
   resolution?: number;
+  /**
+   * Train-time resolutions (multi-resolution training): each step draws one (seeded, resumable)
+   * and the batch is made at the base resolution then area-resized to it, as the server does.
+   * Empty: only the base resolution (single-resolution training).
+   */
+  resolutions: number[];
+  /** Start from this weights folder (another run's `model/`): fine-tuning. Empty: random init. */
+  init: string;
   fit: FitMode;
   /** Channels to decode folder datasets to (1 gray, 3 RGB). */
   channels: number;
@@ -94,6 +103,8 @@ export const DEFAULT_OPTIONS: TrainOptions = {
   alpha: 0.25,
   plan: "imagenet_stem1",
   fit: "pad",
+  resolutions: [],
+  init: "",
   channels: 1,
   epochs: 3,
   batch: 64,
@@ -127,12 +138,16 @@ export interface EpochRecord {
   phase: string;
   imagesPerSecond: number;
   seconds: number;
+  /** Test accuracy at each train-time resolution (multi-resolution runs), keyed by side. */
+  testAccuracyByResolution?: Record<string, number>;
 }
 
 interface LoopState {
   epoch: number;
   step: number;
   augRng: number[];
+  /** State of the train-time resolution draw before the next batch (multi-resolution runs). */
+  resRng?: number[];
   seconds: number;
   history: EpochRecord[];
   /** Running sums of the current epoch (so a resumed epoch reports the whole epoch). */
@@ -162,6 +177,44 @@ function fmtTime(s: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : `${m}m${String(sec).padStart(2, "0")}s`;
 }
 
+/**
+ * `makeBatch` at side `r`: at the base resolution (`bopts.resolution`) it is `makeBatch` itself;
+ * otherwise the batch is made (and augmented) at the base resolution into `scratch`, then each image
+ * is area-averaged to `r x r` with the server's resize (`kernels/image/resize.ts`). The resize is
+ * linear with weights summing to 1, so resizing normalized values equals normalizing resized pixels.
+ */
+export function makeBatchAt(
+  d: DataSplits["train"],
+  indices: ArrayLike<number>,
+  bopts: BatchOptions,
+  r: number,
+  rng: Rng,
+  x: Float32Array,
+  labels: Int32Array,
+  scratch: Float32Array,
+): void {
+  const R = bopts.resolution;
+  if (r === R) {
+    makeBatch(d, indices, bopts, rng, x, labels);
+    return;
+  }
+  const C = d.channels;
+  makeBatch(d, indices, bopts, rng, scratch, labels);
+  const inPx = R * R * C;
+  const outPx = r * r * C;
+  for (let b = 0; b < indices.length; b++) {
+    resizeArea(
+      scratch.subarray(b * inPx, (b + 1) * inPx),
+      R,
+      R,
+      C,
+      r,
+      r,
+      x.subarray(b * outPx, (b + 1) * outPx),
+    );
+  }
+}
+
 /** Fills the spec options and normalization constants the run and its checkpoint record. */
 export function specOptionsFor(o: TrainOptions, d: DataSplits): SpecOptions {
   return {
@@ -182,23 +235,29 @@ async function evaluate(
   d: DataSplits["test"],
   bopts: BatchOptions,
   batch: number,
+  resolution: number = bopts.resolution,
 ): Promise<number> {
-  const px = bopts.resolution * bopts.resolution * d.channels;
+  const px = resolution * resolution * d.channels;
   const x = new Float32Array(batch * px);
+  const scratch = new Float32Array(batch * bopts.resolution * bopts.resolution * d.channels);
   const labels = new Int32Array(batch);
   const rng = new Rng(0);
   let correct = 0;
   for (let s = 0; s < d.n; s += batch) {
     const n = Math.min(batch, d.n - s);
     const idx = Array.from({ length: n }, (_, i) => s + i);
-    makeBatch(d, idx, { ...bopts, augment: NO_AUGMENT }, rng, x, labels);
-    const pred = await pool.predict(flat, stats, x, n);
+    makeBatchAt(d, idx, { ...bopts, augment: NO_AUGMENT }, resolution, rng, x, labels, scratch);
+    const pred = await pool.predict(flat, stats, x.subarray(0, n * px), n, resolution);
     for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
   }
   return correct / d.n;
 }
 
-/** Re-estimates BN moving statistics on un-augmented training batches. */
+/**
+ * Re-estimates BN moving statistics on un-augmented training batches. With `resolutions`
+ * (multi-resolution runs), batch b is made at `resolutions[b % k]`: one set of statistics for a
+ * mix of the resolutions, since the exported model has one BN per layer for every beta.
+ */
 async function reestimateBn(
   pool: TrainPool,
   flat: Float32Array,
@@ -207,9 +266,12 @@ async function reestimateBn(
   batches: number,
   batchSize: number,
   seed: number,
+  resolutions: readonly number[] = [],
 ): Promise<NamedTensors> {
-  const px = bopts.resolution * bopts.resolution * d.channels;
-  const x = new Float32Array(batchSize * px);
+  const res = resolutions.length > 0 ? resolutions : [bopts.resolution];
+  const maxR = Math.max(bopts.resolution, ...res);
+  const x = new Float32Array(batchSize * maxR * maxR * d.channels);
+  const scratch = new Float32Array(batchSize * bopts.resolution * bopts.resolution * d.channels);
   const labels = new Int32Array(batchSize);
   const rng = new Rng(seed);
   const perm = rng.permutation(d.n);
@@ -217,15 +279,18 @@ async function reestimateBn(
   const total = Math.min(batches, Math.floor(d.n / batchSize) || 1);
   for (let b = 0; b < total; b++) {
     const n = Math.min(batchSize, d.n - b * batchSize);
-    makeBatch(
+    const r = res[b % res.length]!;
+    makeBatchAt(
       d,
       perm.subarray(b * batchSize, b * batchSize + n),
       { ...bopts, augment: NO_AUGMENT },
+      r,
       rng,
       x,
       labels,
+      scratch,
     );
-    await pool.collectBn(flat, x, n, sums);
+    await pool.collectBn(flat, x.subarray(0, n * r * r * d.channels), n, sums, r);
   }
   return bnStatsFromSums(sums);
 }
@@ -235,6 +300,8 @@ export interface TrainResult {
   history: EpochRecord[];
   /** Losses of each step run in this invocation. */
   stepLosses: number[];
+  /** Input side of each step run in this invocation. */
+  stepResolutions: number[];
   weights: NamedTensors;
 }
 
@@ -257,6 +324,18 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     fit: o.fit,
     augment: o.augment,
   };
+  const multiRes = o.resolutions.length > 0;
+  for (const r of o.resolutions) {
+    if (!Number.isInteger(r) || r < 1 || r > 4 * spec.resolution) {
+      throw new RangeError(
+        `Cannot train at resolution ${r} as --resolutions must hold integers in [1, ${
+          4 * spec.resolution
+        }] (base ${spec.resolution}): current value is ${o.resolutions.join(",")}`,
+      );
+    }
+  }
+  /** Resolutions evaluated and used for BN re-estimation (the base alone when not multi-res). */
+  const evalRes = multiRes ? o.resolutions : [spec.resolution];
 
   let weights: NamedTensors;
   let opt: Optimizer;
@@ -270,6 +349,21 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     log(`resumed ${ckptDir} at epoch ${state.epoch + 1} step ${state.step}`);
   } else {
     weights = initWeights(spec, new Rng(o.seed));
+    if (o.init) {
+      // Fine-tuning: every tensor of the spec comes from the other run (shapes checked).
+      const src = (await loadWeights(o.init)).tensors;
+      for (const p of infos) {
+        const t = src.get(p.name);
+        if (!t || t.data.length !== p.size) {
+          throw new TypeError(
+            `Cannot initialize from ${o.init} as ${p.name} must hold ${p.size} values [${p.shape}]: ` +
+              `current ${t ? `[${t.shape}]` : "missing"}`,
+          );
+        }
+        weights.set(p.name, { shape: [...p.shape], data: new Float32Array(t.data) });
+      }
+      log(`initialized from ${o.init}`);
+    }
     opt = new Optimizer(trainable.reduce((a, p) => a + p.size, 0));
     state = {
       epoch: 0,
@@ -282,6 +376,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       epochSeen: 0,
     };
   }
+  if (multiRes && !state.resRng) state.resRng = new Rng(o.seed + 2).state();
   const flat = flatten(trainable, weights);
   unflatten(trainable, flat, weights);
   const stats = (): NamedTensors => {
@@ -315,6 +410,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       seed: o.seed,
       augment: o.augmentName,
       ...o.augment,
+      ...(multiRes
+        ? {
+          resolutions: o.resolutions,
+          resolutionDraw: "one per step, uniform, seeded (state.resRng)",
+          resize: "batch made at the base resolution, then kernels/image/resize.ts resizeArea",
+          bnReestimation: `mixed: batch b at resolutions[b % ${o.resolutions.length}]`,
+        }
+        : {}),
+      ...(o.init ? { init: o.init } : {}),
     },
     testAccuracy: state.history.map((h) => h.testAccuracy),
     history: state.history,
@@ -327,17 +431,24 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
   await Deno.mkdir(o.out, { recursive: true });
   const pool = await TrainPool.create(specOpts, o.workers, o.kernels);
-  const px = spec.resolution * spec.resolution * spec.inputChannels;
+  const maxR = Math.max(spec.resolution, ...o.resolutions);
+  const px = maxR * maxR * spec.inputChannels;
+  const basePx = spec.resolution * spec.resolution * spec.inputChannels;
   const stepsPerEpoch = Math.floor(data.train.n / o.batch) || 1;
   const stepLosses: number[] = [];
+  /** Resolution of each step run in this invocation. */
+  const stepResolutions: number[] = [];
   const bufs = [0, 1].map(() => ({
     x: new Float32Array(o.batch * px),
     labels: new Int32Array(o.batch),
+    r: spec.resolution,
   }));
+  const scratch = new Float32Array(multiRes ? o.batch * basePx : 0);
   log(
     `train ${spec.arch} alpha ${spec.alpha} plan ${spec.stridePlan} ${spec.resolution}x${spec.resolution}x${spec.inputChannels} ` +
       `classes ${spec.classes}: ${flat.length} trainable params, ${data.train.n} train / ${data.test.n} test images, ` +
-      `batch ${o.batch}, ${stepsPerEpoch} steps/epoch, ${o.workers} workers, ${o.kernels} kernels`,
+      `batch ${o.batch}, ${stepsPerEpoch} steps/epoch, ${o.workers} workers, ${o.kernels} kernels` +
+      (multiRes ? `, resolutions ${o.resolutions.join(",")}` : ""),
   );
   let stepsRun = 0;
   if (o.snapshot) {
@@ -352,6 +463,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         o.bnBatches,
         o.bnBatchSize,
         o.seed + state.epoch,
+        multiRes ? o.resolutions : [],
       );
       for (const [k, v] of bn) weights.set(k, v);
       const acc = await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch);
@@ -371,7 +483,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         }% ` +
           `(BN re-estimated; ${((performance.now() - t0) / 1000).toFixed(1)} s) -> ${o.out}/model`,
       );
-      return { spec, history: state.history, stepLosses, weights };
+      return { spec, history: state.history, stepLosses, stepResolutions, weights };
     } finally {
       pool.close();
     }
@@ -381,16 +493,21 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const { phase, lr } = schedule(o.recipe, state.epoch, o.epochs);
       const perm = new Rng(o.seed * 7919 + state.epoch + 17).permutation(data.train.n);
       const augRng = new Rng(state.augRng);
+      const resRng = multiRes ? new Rng(state.resRng!) : undefined;
       const every = Math.max(1, Math.ceil(stepsPerEpoch / o.progressLines));
-      const fill = (step: number, buf: typeof bufs[number]) =>
-        makeBatch(
+      const fill = (step: number, buf: typeof bufs[number]) => {
+        buf.r = resRng ? o.resolutions[resRng.int(o.resolutions.length)]! : spec.resolution;
+        makeBatchAt(
           data.train,
           perm.subarray(step * o.batch, (step + 1) * o.batch),
           bopts,
+          buf.r,
           augRng,
           buf.x,
           buf.labels,
+          scratch,
         );
+      };
       let t0 = performance.now();
       let imgsSince = 0;
       let lastSave = state.step;
@@ -398,13 +515,23 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       while (state.step < stepsPerEpoch) {
         if (o.maxSteps > 0 && stepsRun >= o.maxSteps) break;
         const cur = bufs[state.step % 2]!;
-        const pending = pool.gradients(flat, cur.x, cur.labels, o.batch);
+        const curPx = cur.r * cur.r * spec.inputChannels;
+        const pending = pool.gradients(
+          flat,
+          cur.x.subarray(0, o.batch * curPx),
+          cur.labels,
+          o.batch,
+          cur.r,
+        );
+        stepResolutions.push(cur.r);
         // Prepare the next batch while the workers compute this one.
         const nextStep = state.step + 1;
         let nextAugState: number[] | undefined;
+        let nextResState: number[] | undefined;
         if (nextStep < stepsPerEpoch) {
-          // Checkpoints store the RNG state before the next batch is drawn.
+          // Checkpoints store the RNG states before the next batch is drawn.
           nextAugState = augRng.state();
+          nextResState = resRng?.state();
           fill(nextStep, bufs[nextStep % 2]!);
         }
         const r = await pending;
@@ -416,6 +543,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         state.epochCorrect += r.correct;
         state.epochSeen += o.batch;
         state.augRng = nextAugState ?? augRng.state();
+        if (resRng) state.resRng = nextResState ?? resRng.state();
         imgsSince += o.batch;
         const now = performance.now();
         if (state.step % every === 0 || state.step === stepsPerEpoch) {
@@ -463,9 +591,18 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         o.bnBatches,
         o.bnBatchSize,
         o.seed + state.epoch,
+        multiRes ? o.resolutions : [],
       );
       for (const [k, v] of bn) weights.set(k, v);
       const acc = await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch);
+      const byRes: Record<string, number> = {};
+      if (multiRes) {
+        for (const r of evalRes) {
+          byRes[String(r)] = r === spec.resolution
+            ? acc
+            : await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch, r);
+        }
+      }
       const rec: EpochRecord = {
         epoch: state.epoch + 1,
         loss: state.epochLoss / state.epochSeen,
@@ -475,6 +612,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         phase,
         imagesPerSecond: 0,
         seconds: 0,
+        ...(multiRes ? { testAccuracyByResolution: byRes } : {}),
       };
       state.history.push(rec);
       const totalSeconds = state.seconds;
@@ -491,7 +629,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           } batches; ` +
           `eval ${((performance.now() - tEval) / 1000).toFixed(1)} s) training time ${
             fmtTime(totalSeconds)
-          }`,
+          }` +
+          (multiRes
+            ? `; test acc per resolution ${
+              Object.entries(byRes).map(([r, a]) => `${r}: ${(100 * a).toFixed(2)}%`).join(", ")
+            } (BN on a mix of them)`
+            : ""),
       );
       state.epoch++;
       state.step = 0;
@@ -509,7 +652,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   } finally {
     pool.close();
   }
-  return { spec, history: state.history, stepLosses, weights };
+  return { spec, history: state.history, stepLosses, stepResolutions, weights };
 }
 
 // --- command line ---------------------------------------------------------------------------
@@ -523,6 +666,10 @@ const USAGE = `deno task train [options]
   STRIDE_PLANS.join(" | ")
 } | comma-separated strides (default imagenet_stem1)
   --resolution R       input side (default: the dataset's)
+  --resolutions LIST   train-time sides, e.g. 14,18,21,24,28: one drawn per step (seeded), the batch
+                       area-resized to it as the server does; BN re-estimated on a mix; test accuracy
+                       recorded per side (default: only --resolution)
+  --init DIR           start from these weights (another run's model/ folder): fine-tuning
   --fit pad|resize     how images reach the resolution (default pad)
   --channels 1|3       channels of folder datasets (default 1)
   --epochs N --batch B --seed S --workers W (default 3, 64, 1, 2)
@@ -581,6 +728,15 @@ export function parseArgs(args: string[]): TrainOptions {
       }
       case "--resolution":
         o.resolution = num(k, v());
+        break;
+      case "--resolutions": {
+        const list = v();
+        o.resolutions = (list ?? "").split(",").map((t) => num(k, t.trim()));
+        break;
+      }
+      case "--init":
+        o.init = v() ?? "";
+        if (!o.init) throw new RangeError(`Cannot parse --init as it needs a weights folder`);
         break;
       case "--fit": {
         const f = v();

@@ -10,8 +10,24 @@ import type { NamedTensors } from "../weights.ts";
 
 export type WorkerRequest =
   | { type: "init"; id: number; spec: SpecOptions; kernels: GradKernels }
-  | { type: "grad"; id: number; flat: Float32Array; x: Float32Array; labels: Int32Array; n: number }
-  | { type: "collect"; id: number; flat: Float32Array; x: Float32Array; n: number }
+  | {
+    type: "grad";
+    id: number;
+    flat: Float32Array;
+    x: Float32Array;
+    labels: Int32Array;
+    n: number;
+    /** Side of the images in `x` (multi-resolution training; the spec's by default). */
+    resolution: number;
+  }
+  | {
+    type: "collect";
+    id: number;
+    flat: Float32Array;
+    x: Float32Array;
+    n: number;
+    resolution: number;
+  }
   | {
     type: "predict";
     id: number;
@@ -19,6 +35,7 @@ export type WorkerRequest =
     stats: [string, number[], Float32Array][];
     x: Float32Array;
     n: number;
+    resolution: number;
   };
 
 export type WorkerReply =
@@ -50,7 +67,7 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
       case "grad": {
         const md = need();
         md.setTrainableFlat(m.flat);
-        const r = md.gradients(m.x, m.labels, m.n);
+        const r = md.gradients(m.x, m.labels, m.n, m.resolution);
         self.postMessage(
           { id: m.id, type: "grad", ...r } satisfies WorkerReply,
           [r.grads.buffer as ArrayBuffer],
@@ -61,7 +78,7 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
         const md = need();
         md.setTrainableFlat(m.flat);
         const sums: BnSums = { batches: 0, sums: new Map() };
-        md.collectBn(m.x, m.n, sums);
+        md.collectBn(m.x, m.n, sums, m.resolution);
         self.postMessage(
           {
             id: m.id,
@@ -79,7 +96,7 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
           m.stats.map(([name, shape, data]) => [name, { shape, data }]),
         );
         md.setStats(stats);
-        const pred = md.predict(m.x, m.n);
+        const pred = md.predict(m.x, m.n, m.resolution);
         self.postMessage({ id: m.id, type: "predict", pred } satisfies WorkerReply);
         break;
       }

@@ -27,3 +27,27 @@ Deno.test("listRuns() and bestPerAlpha() pick, per alpha, the run with the best 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("bestPerAlpha() prefers a run with accuracy recorded at several resolutions, then the best mean over them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const t = new Map([["x", { shape: [1], data: new Float32Array([1]) }]]);
+    const meta = (acc: number, byRes?: Record<string, number>) => ({
+      arch: "mobilenet_v1",
+      alpha: 0.25,
+      testAccuracy: [acc],
+      epochs: 1,
+      history: [{ testAccuracy: acc, ...(byRes ? { testAccuracyByResolution: byRes } : {}) }],
+    });
+    await saveWeights(`${dir}/single/model`, t, meta(0.84));
+    await saveWeights(`${dir}/multi/model`, t, meta(0.82, { "14": 0.7, "21": 0.8, "28": 0.82 }));
+    await saveWeights(`${dir}/multi2/model`, t, meta(0.83, { "14": 0.6, "21": 0.7, "28": 0.83 }));
+    const runs = await listRuns(dir);
+    const multi = runs.find((r) => r.dir.endsWith("/multi/model"))!;
+    assert.equal(multi.resolutionsCovered, 3);
+    assert.ok(Math.abs(multi.meanAccuracy - (0.7 + 0.8 + 0.82) / 3) < 1e-12);
+    assert.equal(bestPerAlpha(runs).get(0.25)!.dir, `${dir}/multi/model`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { loadWeights } from "../../../model/weights.ts";
+import {
+  DEFAULT_OPTIONS,
+  type EpochRecord,
+  makeBatchAt,
+  parseArgs,
+  train,
+  type TrainOptions,
+} from "../../../model/train/train.ts";
+import { NO_AUGMENT } from "../../../model/train/augment.ts";
+import { loadIdxDataset, takeFirst } from "../../../model/train/data.ts";
+import { makeInputBatch } from "../../../model/export/preprocess.ts";
+import { Rng } from "../../../model/train/rng.ts";
+
+const RES = [14, 21, 28];
+
+const tiny = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
+  ...DEFAULT_OPTIONS,
+  out,
+  workers: 0,
+  kernels: "own",
+  batch: 32,
+  epochs: 1,
+  limitTrain: 320,
+  limitTest: 64,
+  bnBatches: 3,
+  bnBatchSize: 64,
+  ckptEvery: 0,
+  quiet: true,
+  resolutions: RES,
+  ...extra,
+});
+
+Deno.test("parseArgs reads --resolutions and --init; the default keeps single-resolution training", () => {
+  const o = parseArgs(["--resolutions", "14,18,21,24,28", "--init", "runs/x/model"]);
+  assert.deepEqual(o.resolutions, [14, 18, 21, 24, 28]);
+  assert.equal(o.init, "runs/x/model");
+  const d = parseArgs([]);
+  assert.deepEqual(d.resolutions, []);
+  assert.equal(d.init, "");
+});
+
+Deno.test("makeBatchAt below the base resolution equals the server's area resize then normalization", async () => {
+  const d = takeFirst((await loadIdxDataset(DEFAULT_OPTIONS.data)).test, 4);
+  const norm = { mean: [0.3], std: [0.35] };
+  const bopts = { resolution: 28, ...norm, fit: "pad" as const, augment: NO_AUGMENT };
+  const x = new Float32Array(4 * 18 * 18);
+  makeBatchAt(
+    d,
+    [0, 1, 2, 3],
+    bopts,
+    18,
+    new Rng(0),
+    x,
+    new Int32Array(4),
+    new Float32Array(4 * 784),
+  );
+  // One channel: NCHW (server) and NHWC (trainer) layouts coincide.
+  const ref = makeInputBatch(d.images, 28, 28, 1, [0, 1, 2, 3], 18, norm);
+  let max = 0;
+  for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs(x[i]! - ref[i]!));
+  assert.ok(max < 1e-4, `max difference ${max}`);
+});
+
+Deno.test("multi-resolution steps run at several sides, lower the loss and record accuracy per side", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const o = tiny(dir, {
+      limitTrain: 384,
+      augment: { ...DEFAULT_OPTIONS.augment, hflip: 0, padCrop: 0 },
+    });
+    o.recipe = { ...o.recipe, lr: 1e-2 };
+    const r = await train(o);
+    assert.equal(r.stepLosses.length, 12);
+    assert.ok(new Set(r.stepResolutions).size >= 2, `sides drawn: ${r.stepResolutions}`);
+    for (const s of r.stepResolutions) assert.ok(RES.includes(s), `side ${s}`);
+    const first = (r.stepLosses[0]! + r.stepLosses[1]! + r.stepLosses[2]!) / 3;
+    const last = (r.stepLosses[9]! + r.stepLosses[10]! + r.stepLosses[11]!) / 3;
+    assert.ok(last < first - 0.1, `loss should fall: first ${first}, last ${last}`);
+    const rec = r.history[0]!;
+    assert.deepEqual(Object.keys(rec.testAccuracyByResolution ?? {}).sort(), ["14", "21", "28"]);
+    assert.equal(rec.testAccuracyByResolution!["28"], rec.testAccuracy);
+    const { meta } = await loadWeights(`${dir}/model`);
+    const recipe = meta.recipe as Record<string, unknown>;
+    assert.deepEqual(recipe.resolutions, RES);
+    assert.match(String(recipe.bnReestimation), /mixed/);
+    assert.ok((meta.history as EpochRecord[])[0]!.testAccuracyByResolution);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a resumed multi-resolution run draws the same sides and ends with the same weights", async () => {
+  const a = await Deno.makeTempDir();
+  const b = await Deno.makeTempDir();
+  try {
+    const ra = await train(tiny(a, { maxSteps: 6 }));
+    const rb1 = await train(tiny(b, { maxSteps: 3 }));
+    const mid = await loadWeights(`${b}/checkpoint`);
+    assert.ok(Array.isArray((mid.meta.state as { resRng?: number[] }).resRng));
+    const rb2 = await train(tiny(b, { maxSteps: 3, resume: true }));
+    assert.deepEqual([...rb1.stepResolutions, ...rb2.stepResolutions], ra.stepResolutions);
+    const wa = await loadWeights(`${a}/checkpoint`);
+    const wb = await loadWeights(`${b}/checkpoint`);
+    for (const [name, t] of wa.tensors) assert.deepEqual(wb.tensors.get(name)!.data, t.data, name);
+  } finally {
+    await Deno.remove(a, { recursive: true });
+    await Deno.remove(b, { recursive: true });
+  }
+});
+
+Deno.test("--init starts from another run's weights and records it in the meta", async () => {
+  const a = await Deno.makeTempDir();
+  const b = await Deno.makeTempDir();
+  try {
+    await train(tiny(a, { limitTrain: 64, resolutions: [] }));
+    const src = await loadWeights(`${a}/model`);
+    // maxSteps 0 would train a whole epoch: 1 step at lr 0 keeps the weights.
+    const o = tiny(b, { init: `${a}/model`, maxSteps: 1 });
+    o.recipe = { ...o.recipe, lr: 0 };
+    await train(o);
+    const ck = await loadWeights(`${b}/checkpoint`);
+    const k = "conv0/kernel";
+    const name = src.tensors.has(k) ? k : [...src.tensors.keys()][0]!;
+    assert.deepEqual(ck.tensors.get(name)!.data, src.tensors.get(name)!.data, name);
+    assert.equal((ck.meta.recipe as { init?: string }).init, `${a}/model`);
+  } finally {
+    await Deno.remove(a, { recursive: true });
+    await Deno.remove(b, { recursive: true });
+  }
+});
