@@ -3,6 +3,7 @@ import { createApp } from "./app.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./routes/classify.ts";
 import { servedCostDefaults } from "./routes/models.ts";
 import { createServiceMetrics } from "./runtime/metrics.ts";
+import { PreprocessPool } from "./runtime/preprocess_pool.ts";
 import { ModelRegistry, registryOptionsFromEnv } from "./runtime/registry.ts";
 import type { Scheduler } from "./runtime/scheduler.ts";
 import {
@@ -60,6 +61,11 @@ if (import.meta.main) {
   const metrics = createServiceMetrics();
   let scheduler: Scheduler | undefined;
   const drain = new DrainState();
+  // Large images are decoded in their own worker(s) (PREPROCESS_WORKERS, default 1; 0: inline).
+  const preprocessWorkers = Deno.env.get("PREPROCESS_WORKERS") ?? "1";
+  const preprocessPool = preprocessWorkers === "0"
+    ? undefined
+    : new PreprocessPool({ workers: positiveInt("PREPROCESS_WORKERS", preprocessWorkers) });
   const app = createApp({
     log,
     metrics,
@@ -77,6 +83,7 @@ if (import.meta.main) {
           auto: (want) => scheduler && chooseAuto(scheduler, registry, want),
         }
         : {}),
+      ...(preprocessPool ? { preprocess: preprocessPool.preprocess } : {}),
       maxBodyBytes: config.maxBodyBytes,
       ...(config.maxPixels === undefined ? {} : { maxPixels: config.maxPixels }),
     },
@@ -84,7 +91,11 @@ if (import.meta.main) {
   shutdownOnSignals(() => server, {
     log,
     drain,
-    closers: [async () => await scheduler?.close(), () => registry.close()],
+    closers: [
+      async () => await scheduler?.close(),
+      () => Promise.resolve(preprocessPool?.close()),
+      () => registry.close(),
+    ],
   });
   const server = Deno.serve({
     hostname: config.host,

@@ -11,8 +11,8 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { setMetric, timing } from "hono/timing";
-import { isImageError } from "../kernels/image/errors.ts";
 import { preprocessImage } from "../kernels/image/preprocess.ts";
+import { isPreprocessError, type Preprocess } from "../runtime/preprocess_pool.ts";
 import { resolutionFor } from "../model/spec.ts";
 import {
   type Inference,
@@ -51,6 +51,11 @@ export interface ClassifyOptions {
   maxPixels?: number;
   /** `alpha=auto` / `beta=auto`: picks the variant (runtime/scheduler_setup.ts `chooseAuto`). */
   auto?: AutoChooser;
+  /**
+   * Decode + resize + normalize; default inline `preprocessImage`. The server passes
+   * `PreprocessPool.preprocess`, which moves large images off the event loop.
+   */
+  preprocess?: Preprocess;
 }
 
 const KNOWN = [
@@ -87,6 +92,7 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
   const registry = opts.models;
   const inference = opts.inference ?? registry;
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const preprocess = opts.preprocess ?? preprocessImage;
   const app = new Hono<ClassifyEnv>();
 
   app.post(
@@ -145,7 +151,7 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
       const bytes = await readImageBody(c.req.raw);
       let pre;
       try {
-        pre = await preprocessImage(bytes, {
+        pre = await preprocess(bytes, {
           resolution,
           channels: m.inputChannels as 1 | 3,
           mean: m.preprocessing.mean,
@@ -154,8 +160,8 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
           ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
         });
       } catch (e) {
-        if (isImageError(e)) {
-          throw new ProblemError(e.status, `${e.message}.`, { error: e.name });
+        if (isPreprocessError(e)) {
+          throw new ProblemError(e.status as 413 | 415 | 422, `${e.message}.`, { error: e.name });
         }
         throw e;
       }
