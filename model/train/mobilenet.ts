@@ -146,6 +146,8 @@ export class TfMobileNet {
   readonly trainable: ParamInfo[];
   readonly trainableSize: number;
   #vars = new Map<string, tf.Variable>();
+  /** Inside a frozen-BN gradient computation (see `gradients`). */
+  #frozenGrad = false;
 
   /** Run training batch norm + activation as one fused WASM kernel (kernels/grad/bn_act.ts). */
   readonly fusedBn: boolean;
@@ -237,6 +239,15 @@ export class TfMobileNet {
           }
         }
         y = tf.batchNorm(y, mean, variance, beta, gamma, BN_EPSILON) as tf.Tensor4D;
+      } else if (this.#frozenGrad) {
+        // Frozen-BN training: the same affine map as tf.batchNorm with the moving statistics,
+        // written as mul/add so the gradients reach gamma and beta through plain ops.
+        const scale = tf.mul(
+          gamma,
+          tf.rsqrt(tf.add(this.#v(`${l.name}/bn/moving_variance`), BN_EPSILON)),
+        );
+        const shift = tf.sub(beta, tf.mul(this.#v(`${l.name}/bn/moving_mean`), scale));
+        y = tf.add(tf.mul(y, scale), shift) as tf.Tensor4D;
       } else {
         y = tf.batchNorm(
           y,
@@ -281,13 +292,15 @@ export class TfMobileNet {
    * Mean cross-entropy loss, gradients of the trainable weights as one flat vector (trainable
    * order) and the number of correct predictions, for one batch. `resolution` (default the spec's)
    * is the side of the images in `x`: the layers are convolutions, global pooling and FC, so the
-   * same variables run at any input size (multi-resolution training).
+   * same variables run at any input size (multi-resolution training). `frozenBn` trains through
+   * BN in inference mode (moving statistics fixed; gamma and beta still learn).
    */
   gradients(
     x: Float32Array,
     labels: Int32Array,
     n: number,
     resolution: number = this.spec.resolution,
+    frozenBn = false,
   ): {
     loss: number;
     correct: number;
@@ -303,12 +316,16 @@ export class TfMobileNet {
       const xt = tf.tensor4d(x.subarray(0, n * r * r * c), [n, r, r, c]);
       const yt = tf.oneHot(tf.tensor1d(labels.subarray(0, n), "int32"), this.spec.classes);
       let predT: tf.Tensor | undefined;
+      this.#frozenGrad = frozenBn;
       const { value, grads } = tf.variableGrads(() => {
-        const logits = this.forward(xt, true);
+        // frozenBn: normalize with the moving statistics (set by setStats) instead of the batch's,
+        // so the weights learn to work with the one set of statistics the exported model has.
+        const logits = this.forward(xt, !frozenBn);
         // variableGrads disposes intermediates: keep the predictions for the accuracy count.
         predT = tf.keep(tf.argMax(logits, 1));
         return tf.losses.softmaxCrossEntropy(yt, logits) as tf.Scalar;
       }, vars);
+      this.#frozenGrad = false;
       loss = value.dataSync()[0]!;
       const pred = predT!.dataSync();
       predT!.dispose();

@@ -110,7 +110,8 @@ export class TrainPool {
 
   /**
    * Mean loss and averaged gradients of a batch of n images of side `resolution` (default the
-   * spec's: the same weights run at any input size).
+   * spec's: the same weights run at any input size). With `frozenStats`, BN runs in inference
+   * mode with those moving statistics (frozen-BN training).
    */
   async gradients(
     flat: Float32Array,
@@ -118,11 +119,17 @@ export class TrainPool {
     labels: Int32Array,
     n: number,
     resolution: number = this.resolution,
+    frozenStats?: NamedTensors,
   ): Promise<GradResult> {
     const px = this.#px(resolution);
     if (this.#local) {
-      return this.#local.setTrainableFlat(flat), this.#local.gradients(x, labels, n, resolution);
+      this.#local.setTrainableFlat(flat);
+      if (frozenStats) this.#local.setStats(frozenStats);
+      return this.#local.gradients(x, labels, n, resolution, frozenStats !== undefined);
     }
+    const st: [string, number[], Float32Array][] | undefined = frozenStats
+      ? [...frozenStats].map(([k, t]) => [k, t.shape, t.data])
+      : undefined;
     const parts = shards(n, this.#handles.length);
     const replies = await Promise.all(parts.map(([a, b], i) =>
       this.#handles[i]!.call({
@@ -132,6 +139,7 @@ export class TrainPool {
         labels: labels.slice(a, b),
         n: b - a,
         resolution,
+        ...(st ? { stats: st } : {}),
       })
     ));
     let loss = 0;

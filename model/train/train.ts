@@ -63,6 +63,13 @@ export interface TrainOptions {
   resolutions: number[];
   /** Start from this weights folder (another run's `model/`): fine-tuning. Empty: random init. */
   init: string;
+  /**
+   * Frozen-BN training: BN normalizes with moving statistics (re-estimated on the resolution mix
+   * every `bnEvery` steps) instead of batch statistics, so the weights learn to serve every
+   * resolution with the one set of statistics the exported model has.
+   */
+  frozenBn: boolean;
+  bnEvery: number;
   fit: FitMode;
   /** Channels to decode folder datasets to (1 gray, 3 RGB). */
   channels: number;
@@ -105,6 +112,8 @@ export const DEFAULT_OPTIONS: TrainOptions = {
   fit: "pad",
   resolutions: [],
   init: "",
+  frozenBn: false,
+  bnEvery: 200,
   channels: 1,
   epochs: 3,
   batch: 64,
@@ -419,6 +428,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         }
         : {}),
       ...(o.init ? { init: o.init } : {}),
+      ...(o.frozenBn
+        ? {
+          bn:
+            `frozen: moving statistics re-estimated (mix of resolutions) every ${o.bnEvery} steps`,
+        }
+        : {}),
     },
     testAccuracy: state.history.map((h) => h.testAccuracy),
     history: state.history,
@@ -514,6 +529,20 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       if (state.step < stepsPerEpoch) fill(state.step, bufs[state.step % 2]!);
       while (state.step < stepsPerEpoch) {
         if (o.maxSteps > 0 && stepsRun >= o.maxSteps) break;
+        if (o.frozenBn && state.step % o.bnEvery === 0) {
+          // The statistics between re-estimations travel in the checkpoint (exact resume).
+          const bn = await reestimateBn(
+            pool,
+            flat,
+            data.train,
+            bopts,
+            o.bnBatches,
+            o.bnBatchSize,
+            o.seed + 100003 * state.epoch + state.step,
+            evalRes,
+          );
+          for (const [k, v] of bn) weights.set(k, v);
+        }
         const cur = bufs[state.step % 2]!;
         const curPx = cur.r * cur.r * spec.inputChannels;
         const pending = pool.gradients(
@@ -522,6 +551,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           cur.labels,
           o.batch,
           cur.r,
+          o.frozenBn ? stats() : undefined,
         );
         stepResolutions.push(cur.r);
         // Prepare the next batch while the workers compute this one.
@@ -670,6 +700,8 @@ const USAGE = `deno task train [options]
                        area-resized to it as the server does; BN re-estimated on a mix; test accuracy
                        recorded per side (default: only --resolution)
   --init DIR           start from these weights (another run's model/ folder): fine-tuning
+  --frozen-bn          train with BN in inference mode (moving statistics re-estimated on the
+                       resolution mix every --bn-every steps, default 200): one BN set for all sides
   --fit pad|resize     how images reach the resolution (default pad)
   --channels 1|3       channels of folder datasets (default 1)
   --epochs N --batch B --seed S --workers W (default 3, 64, 1, 2)
@@ -734,6 +766,12 @@ export function parseArgs(args: string[]): TrainOptions {
         o.resolutions = (list ?? "").split(",").map((t) => num(k, t.trim()));
         break;
       }
+      case "--frozen-bn":
+        o.frozenBn = true;
+        break;
+      case "--bn-every":
+        o.bnEvery = num(k, v());
+        break;
       case "--init":
         o.init = v() ?? "";
         if (!o.init) throw new RangeError(`Cannot parse --init as it needs a weights folder`);
@@ -882,6 +920,11 @@ export function parseArgs(args: string[]): TrainOptions {
   if (!Number.isInteger(o.batch) || o.batch < 1) {
     throw new RangeError(
       `Cannot train as --batch must be a positive integer: current value is ${o.batch}`,
+    );
+  }
+  if (!Number.isInteger(o.bnEvery) || o.bnEvery < 1) {
+    throw new RangeError(
+      `Cannot train as --bn-every must be a positive integer: current value is ${o.bnEvery}`,
     );
   }
   if (!Number.isInteger(o.workers) || o.workers < 0) {

@@ -19,6 +19,8 @@ export type WorkerRequest =
     n: number;
     /** Side of the images in `x` (multi-resolution training; the spec's by default). */
     resolution: number;
+    /** BN moving statistics to train with, frozen (absent: batch statistics). */
+    stats?: [string, number[], Float32Array][];
   }
   | {
     type: "collect";
@@ -67,7 +69,10 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
       case "grad": {
         const md = need();
         md.setTrainableFlat(m.flat);
-        const r = md.gradients(m.x, m.labels, m.n, m.resolution);
+        if (m.stats) {
+          md.setStats(new Map(m.stats.map(([name, shape, data]) => [name, { shape, data }])));
+        }
+        const r = md.gradients(m.x, m.labels, m.n, m.resolution, m.stats !== undefined);
         self.postMessage(
           { id: m.id, type: "grad", ...r } satisfies WorkerReply,
           [r.grads.buffer as ArrayBuffer],

@@ -130,3 +130,48 @@ Deno.test("--init starts from another run's weights and records it in the meta",
     await Deno.remove(b, { recursive: true });
   }
 });
+
+Deno.test("--frozen-bn trains through fixed moving statistics, resumes exactly and records the recipe", async () => {
+  const a = await Deno.makeTempDir();
+  const b = await Deno.makeTempDir();
+  try {
+    const extra = { frozenBn: true, bnEvery: 2, bnBatches: 2, bnBatchSize: 32 };
+    const ra = await train(tiny(a, { ...extra, maxSteps: 5 }));
+    assert.ok(ra.stepLosses.every(Number.isFinite));
+    await train(tiny(b, { ...extra, maxSteps: 3 }));
+    await train(tiny(b, { ...extra, maxSteps: 2, resume: true }));
+    const wa = await loadWeights(`${a}/checkpoint`);
+    const wb = await loadWeights(`${b}/checkpoint`);
+    // Trainable weights and the moving statistics the steps used (re-estimated at steps 0, 2, 4).
+    for (const [name, t] of wa.tensors) assert.deepEqual(wb.tensors.get(name)!.data, t.data, name);
+    assert.match(String((wa.meta.recipe as { bn?: string }).bn), /frozen/);
+    const p = parseArgs(["--frozen-bn", "--bn-every", "50"]);
+    assert.equal(p.frozenBn, true);
+    assert.equal(p.bnEvery, 50);
+  } finally {
+    await Deno.remove(a, { recursive: true });
+    await Deno.remove(b, { recursive: true });
+  }
+});
+
+Deno.test("frozen-BN steps lower the loss at the smallest side with one set of statistics", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const o = tiny(dir, {
+      frozenBn: true,
+      bnEvery: 4,
+      bnBatches: 2,
+      bnBatchSize: 64,
+      limitTrain: 384,
+      resolutions: [14, 28],
+      augment: { ...DEFAULT_OPTIONS.augment, hflip: 0, padCrop: 0 },
+    });
+    o.recipe = { ...o.recipe, lr: 1e-2 };
+    const r = await train(o);
+    const first = (r.stepLosses[0]! + r.stepLosses[1]! + r.stepLosses[2]!) / 3;
+    const last = (r.stepLosses[9]! + r.stepLosses[10]! + r.stepLosses[11]!) / 3;
+    assert.ok(last < first - 0.1, `loss should fall: first ${first}, last ${last}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
