@@ -222,7 +222,7 @@ Deno.test("pointwise backprop filter (grad.wasm) matches tfjs's cpu backend to 1
   await tf.setBackend("cpu");
   const rng = new Rng(7);
   // Register tiles (4 x 16), remainder channels, and a long batch sum.
-  for (const [n, h, cin, cout] of [[2, 4, 8, 16], [3, 5, 6, 21], [64, 16, 32, 64], [1, 3, 3, 2]]) {
+  for (const [n, h, cin, cout] of [[2, 4, 8, 16], [3, 5, 6, 21], [8, 16, 32, 64], [1, 3, 3, 2]]) {
     const xShape: [number, number, number, number] = [n!, h!, h!, cin!];
     const fs: [number, number, number, number] = [1, 1, cin!, cout!];
     const x = rand(n! * h! * h! * cin!, rng);
