@@ -62,6 +62,7 @@ export function dwBackpropFilter(
   const taps = kh * kw * c;
   memory.fill(acc, 0, <usize> taps << 3);
   const rowBytes = <usize> c << 2;
+  const xStep = (<usize> sw * <usize> c) << 2;
   for (let b = 0; b < n; b++) {
     for (let oy = 0; oy < oh; oy++) {
       const dyRow = dy + ((<usize> (b * oh + oy) * <usize> ow * <usize> c) << 2);
@@ -70,15 +71,28 @@ export function dwBackpropFilter(
         if (iy < 0 || iy >= h) continue;
         const xRow = x + ((<usize> (b * h + iy) * <usize> w * <usize> c) << 2);
         for (let kx = 0; kx < kw; kx++) {
+          // The outputs whose tap lands inside the row: ix = ox * sw + kx - pl in [0, w).
+          const oxLo = max(0, (pl - kx + sw - 1) / sw);
+          // Integer division truncates: a negative numerator means no tap lands in the row.
+          const hiNum = w - 1 + pl - kx;
+          if (hiNum < 0) continue;
+          const oxHi = min(ow - 1, hiNum / sw);
+          if (oxLo > oxHi) continue;
           memory.fill(tmp, 0, rowBytes);
-          let any = false;
-          for (let ox = 0; ox < ow; ox++) {
-            const ix = ox * sw + kx - pl;
-            if (ix < 0 || ix >= w) continue;
-            any = true;
-            const xp = xRow + ((<usize> ix * <usize> c) << 2);
-            const dp = dyRow + ((<usize> ox * <usize> c) << 2);
+          let xp = xRow + ((<usize> (oxLo * sw + kx - pl) * <usize> c) << 2);
+          let dp = dyRow + ((<usize> oxLo * <usize> c) << 2);
+          for (let ox = oxLo; ox <= oxHi; ox++) {
             let ch = 0;
+            for (; ch + 8 <= c; ch += 8) {
+              const o = <usize> ch << 2;
+              const t = tmp + o;
+              v128.store(t, fma4(v128.load(t), v128.load(xp + o), v128.load(dp + o)));
+              v128.store(
+                t,
+                fma4(v128.load(t, 16), v128.load(xp + o, 16), v128.load(dp + o, 16)),
+                16,
+              );
+            }
             for (; ch + 4 <= c; ch += 4) {
               const o = <usize> ch << 2;
               v128.store(tmp + o, fma4(v128.load(tmp + o), v128.load(xp + o), v128.load(dp + o)));
@@ -87,8 +101,10 @@ export function dwBackpropFilter(
               const o = <usize> ch << 2;
               store<f32>(tmp + o, load<f32>(tmp + o) + load<f32>(xp + o) * load<f32>(dp + o));
             }
+            xp += xStep;
+            dp += rowBytes;
           }
-          if (any) flush(acc + ((<usize> (ky * kw + kx) * <usize> c) << 3), tmp, c);
+          flush(acc + ((<usize> (ky * kw + kx) * <usize> c) << 3), tmp, c);
         }
       }
     }
@@ -116,7 +132,9 @@ export function dwBackpropInput(
   pt: i32,
   pl: i32,
 ): void {
-  memory.fill(out, 0, <usize> n * <usize> h * <usize> w * <usize> c << 2);
+  memory.fill(out, 0, (<usize> n * <usize> h * <usize> w * <usize> c) << 2);
+  const rowBytes = <usize> c << 2;
+  const xStep = (<usize> sw * <usize> c) << 2;
   for (let b = 0; b < n; b++) {
     for (let oy = 0; oy < oh; oy++) {
       const dyRow = dy + ((<usize> (b * oh + oy) * <usize> ow * <usize> c) << 2);
@@ -126,12 +144,26 @@ export function dwBackpropInput(
         const xRow = out + ((<usize> (b * h + iy) * <usize> w * <usize> c) << 2);
         for (let kx = 0; kx < kw; kx++) {
           const fp = f + ((<usize> (ky * kw + kx) * <usize> c) << 2);
-          for (let ox = 0; ox < ow; ox++) {
-            const ix = ox * sw + kx - pl;
-            if (ix < 0 || ix >= w) continue;
-            const xp = xRow + ((<usize> ix * <usize> c) << 2);
-            const dp = dyRow + ((<usize> ox * <usize> c) << 2);
+          const oxLo = max(0, (pl - kx + sw - 1) / sw);
+          // Integer division truncates: a negative numerator means no tap lands in the row.
+          const hiNum = w - 1 + pl - kx;
+          if (hiNum < 0) continue;
+          const oxHi = min(ow - 1, hiNum / sw);
+          if (oxLo > oxHi) continue;
+          let xp = xRow + ((<usize> (oxLo * sw + kx - pl) * <usize> c) << 2);
+          let dp = dyRow + ((<usize> oxLo * <usize> c) << 2);
+          for (let ox = oxLo; ox <= oxHi; ox++) {
             let ch = 0;
+            for (; ch + 8 <= c; ch += 8) {
+              const o = <usize> ch << 2;
+              const t = xp + o;
+              v128.store(t, fma4(v128.load(t), v128.load(dp + o), v128.load(fp + o)));
+              v128.store(
+                t,
+                fma4(v128.load(t, 16), v128.load(dp + o, 16), v128.load(fp + o, 16)),
+                16,
+              );
+            }
             for (; ch + 4 <= c; ch += 4) {
               const o = <usize> ch << 2;
               v128.store(xp + o, fma4(v128.load(xp + o), v128.load(dp + o), v128.load(fp + o)));
@@ -140,6 +172,8 @@ export function dwBackpropInput(
               const o = <usize> ch << 2;
               store<f32>(xp + o, load<f32>(xp + o) + load<f32>(dp + o) * load<f32>(fp + o));
             }
+            xp += xStep;
+            dp += rowBytes;
           }
         }
       }

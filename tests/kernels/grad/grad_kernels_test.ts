@@ -63,6 +63,30 @@ const DW_CASES: Case[] = [
     stride: 1,
     pad: "same",
   },
+  {
+    name: "3x3 s2 same 1x1x12 (taps off the image)",
+    x: [2, 1, 1, 12],
+    k: 3,
+    cout: 12,
+    stride: 2,
+    pad: "same",
+  },
+  {
+    name: "5x5 s2 same 2x3x9 (wide kernel, tiny image)",
+    x: [3, 2, 3, 9],
+    k: 5,
+    cout: 9,
+    stride: 2,
+    pad: "same",
+  },
+  {
+    name: "3x3 s1 same 6x5x20 (8- and 4-wide channel steps)",
+    x: [2, 6, 5, 20],
+    k: 3,
+    cout: 20,
+    stride: 1,
+    pad: "same",
+  },
 ];
 
 const CONV_CASES: Case[] = [
