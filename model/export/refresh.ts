@@ -46,7 +46,11 @@ export async function listRuns(runsDir: string): Promise<RunCandidate[]> {
     } catch {
       continue; // no finished epoch yet
     }
-    const acc = Array.isArray(meta.testAccuracy) ? meta.testAccuracy.at(-1) : undefined;
+    // A finished epoch's accuracy, else a mid-epoch snapshot's (`train.ts --snapshot`).
+    const snapshot = meta.snapshot as { testAccuracy?: unknown } | undefined;
+    const acc = Array.isArray(meta.testAccuracy) && meta.testAccuracy.length > 0
+      ? meta.testAccuracy.at(-1)
+      : snapshot?.testAccuracy;
     if (meta.arch !== "mobilenet_v1" || typeof meta.alpha !== "number" || typeof acc !== "number") {
       continue;
     }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { bestPerAlpha, listRuns } from "../../../model/export/refresh.ts";
 import { saveWeights } from "../../../model/weights.ts";
 
-Deno.test("listRuns() and bestPerAlpha() pick, per alpha, the run with the best recorded test accuracy", async () => {
+Deno.test("listRuns() and bestPerAlpha() pick per alpha the best run, multi-resolution runs first", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const t = new Map([["x", { shape: [1], data: new Float32Array([1]) }]]);
@@ -16,12 +16,21 @@ Deno.test("listRuns() and bestPerAlpha() pick, per alpha, the run with the best 
     await saveWeights(`${dir}/b/model`, t, meta(0.25, [0.9]));
     await saveWeights(`${dir}/c/model`, t, meta(0.5, [0.6]));
     await Deno.mkdir(`${dir}/d/checkpoint`, { recursive: true }); // a run with no finished epoch
+    // A multi-resolution run wins over a better single-resolution one.
+    await saveWeights(`${dir}/e/model`, t, {
+      ...meta(0.5, [0.55]),
+      history: [{ testAccuracyByResolution: { "14": 0.45, "28": 0.55 } }],
+    });
+    // A mid-epoch snapshot counts with its snapshot accuracy.
+    await saveWeights(`${dir}/f/model`, t, { ...meta(0.75, []), snapshot: { testAccuracy: 0.7 } });
     const runs = await listRuns(dir);
-    assert.equal(runs.length, 3);
+    assert.equal(runs.length, 5);
     const best = bestPerAlpha(runs);
     assert.equal(best.get(0.25)!.dir, `${dir}/b/model`);
-    assert.equal(best.get(0.5)!.testAccuracy, 0.6);
+    assert.equal(best.get(0.5)!.dir, `${dir}/e/model`);
+    assert.equal(best.get(0.5)!.meanAccuracy, 0.5);
     assert.match(best.get(0.5)!.weightsSha256, /^[0-9a-f]{64}$/);
+    assert.equal(best.get(0.75)!.testAccuracy, 0.7);
     assert.deepEqual(await listRuns(`${dir}/missing`), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
