@@ -6,9 +6,8 @@
  * `deno run -A kernels/grad/build.ts` writes the file; `buildGradWasm()` returns the bytes (the
  * test compares them with the committed module).
  */
-import asc from "assemblyscript/asc";
+import { compileAssemblyScript, REPO_ROOT as ROOT } from "../asc_build.ts";
 
-const ROOT = new URL("../../", import.meta.url);
 export const SOURCE = "kernels/grad/assembly/grad.ts";
 export const OUTPUT = "kernels/grad/grad.wasm";
 export const ASC_FLAGS = [
@@ -22,41 +21,9 @@ export const ASC_FLAGS = [
   "abort=",
 ] as const;
 
-export async function buildGradWasm(): Promise<Uint8Array> {
-  const root = decodeURIComponent(ROOT.pathname);
-  let wasm: Uint8Array | undefined;
-  const errors: string[] = [];
-  const result = await asc.main(
-    [SOURCE, ...ASC_FLAGS, "-o", "grad.wasm"],
-    {
-      readFile: (name: string) => {
-        try {
-          return Deno.readTextFileSync(name.startsWith("/") ? name : `${root}${name}`);
-        } catch {
-          return null;
-        }
-      },
-      writeFile: (name: string, contents: Uint8Array | string) => {
-        if (name.endsWith("grad.wasm") && typeof contents !== "string") wasm = contents;
-      },
-      listFiles: () => [],
-      stdout: { write: (s: string | Uint8Array) => void s },
-      stderr: {
-        write: (s: string | Uint8Array) => {
-          errors.push(typeof s === "string" ? s : new TextDecoder().decode(s));
-        },
-      },
-      reportDiagnostic: (d: { message: string }) => void errors.push(d.message),
-    } as Parameters<typeof asc.main>[1],
-  );
-  if (result.error || !wasm) {
-    throw new Error(
-      `Cannot build ${OUTPUT} as asc failed: ${result.error?.message ?? "no output"} ${
-        errors.join("")
-      }`,
-    );
-  }
-  return wasm;
+/** Compiles the kernels and returns the .wasm bytes. */
+export function buildGradWasm(): Promise<Uint8Array> {
+  return compileAssemblyScript(SOURCE, OUTPUT, ASC_FLAGS);
 }
 
 if (import.meta.main) {
