@@ -6,9 +6,15 @@
  * rotation, translation (RandomAffine), perspective, random erasing and pad-and-crop. All geometric
  * steps are folded into one inverse mapping per image, sampled bilinearly with a zero (background)
  * border, so integer shifts and flips reproduce pixels exactly.
+ *
+ * One option is the project's own: `resample`, the photo round trip. A product photo reaches the
+ * model through a large upscaled image and the server's area downscale (kernels/image/resize.ts),
+ * which blurs it by about a pixel; with probability `resample` the source image is bilinearly
+ * upscaled to a random side (2x-40x, log-uniform) and area-downscaled back before the other steps.
  */
 import type { Dataset } from "./data.ts";
 import type { Rng } from "./rng.ts";
+import { createAreaPlan } from "../../kernels/image/resize.ts";
 
 export interface AugmentOptions {
   /** Probability of a horizontal flip. */
@@ -25,6 +31,8 @@ export interface AugmentOptions {
   erase: number;
   /** Pad-and-crop: integer shift of up to this many pixels (RandomCrop with padding). */
   padCrop: number;
+  /** Probability of the photo round trip (bilinear upscale 2x-40x, area downscale back). */
+  resample?: number;
 }
 
 export const NO_AUGMENT: AugmentOptions = {
@@ -95,6 +103,73 @@ function homography(from: number[][], to: number[][]): number[] {
   return h;
 }
 
+const roundTrips = new Map<string, Float64Array>();
+
+/**
+ * The 1-D operator (n x n, row-major: output i, source j) of a bilinear upscale from n to s samples
+ * (half-pixel centers, edges clamped: tests/fixtures/make_fixtures.ts's photo upscale) followed by
+ * an area downscale from s back to n (the server's resize). Rows sum to 1.
+ */
+export function roundTripMatrix(n: number, s: number): Float64Array {
+  const key = `${n}:${s}`;
+  const hit = roundTrips.get(key);
+  if (hit) return hit;
+  const up = new Float64Array(s * n);
+  for (let k = 0; k < s; k++) {
+    const f = Math.min(Math.max((k + 0.5) * n / s - 0.5, 0), n - 1);
+    const j0 = Math.floor(f), j1 = Math.min(j0 + 1, n - 1), w = f - j0;
+    up[k * n + j0]! += 1 - w;
+    up[k * n + j1]! += w;
+  }
+  const plan = createAreaPlan(s, n);
+  const m = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let t = 0; t < plan.count[i]!; t++) {
+      const k = plan.start[i]! + t, wk = plan.weights[plan.offset[i]! + t]!;
+      for (let j = 0; j < n; j++) m[i * n + j]! += wk * up[k * n + j]!;
+    }
+  }
+  if (roundTrips.size > 256) roundTrips.clear();
+  roundTrips.set(key, m);
+  return m;
+}
+
+/**
+ * Applies the photo round trip to one interleaved H x W x C image: `dst = My * src * Mx^T` per
+ * channel, with the operators of `roundTripMatrix` for upscaled sides `sh` and `sw`.
+ */
+export function roundTripImage(
+  src: ArrayLike<number>,
+  srcOffset: number,
+  h: number,
+  w: number,
+  c: number,
+  sh: number,
+  sw: number,
+  dst: Float32Array,
+): void {
+  const my = roundTripMatrix(h, sh), mx = roundTripMatrix(w, sw);
+  const tmp = new Float64Array(h * w * c);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let ch = 0; ch < c; ch++) {
+        let acc = 0;
+        for (let j = 0; j < w; j++) acc += mx[x * w + j]! * src[srcOffset + (y * w + j) * c + ch]!;
+        tmp[(y * w + x) * c + ch] = acc;
+      }
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let ch = 0; ch < c; ch++) {
+        let acc = 0;
+        for (let i = 0; i < h; i++) acc += my[y * h + i]! * tmp[(i * w + x) * c + ch]!;
+        dst[(y * w + x) * c + ch] = acc;
+      }
+    }
+  }
+}
+
 /**
  * Fills `out` (B x R x R x C, float32) and `labels` with the images `indices` of `data`,
  * augmented with `rng` (pass `NO_AUGMENT` for evaluation).
@@ -124,12 +199,20 @@ export function makeBatch(
   const inv255 = 1 / 255;
   const scale = opts.std.map((s) => 1 / s);
   const bias = opts.mean.map((m, c) => -m * scale[c]!);
-  const px = data.images;
+  const resample = aug.resample ?? 0;
+  const photo = resample > 0 ? new Float32Array(per) : undefined;
   for (let b = 0; b < indices.length; b++) {
     const idx = indices[b]!;
     labels[b] = data.labels[idx]!;
-    const src = idx * per;
+    let px: ArrayLike<number> = data.images;
+    let src = idx * per;
     const dst = b * outPer;
+    if (photo && rng.next() < resample) {
+      const f = Math.exp(rng.uniform(Math.log(2), Math.log(40)));
+      roundTripImage(px, src, H, W, C, Math.round(H * f), Math.round(W * f), photo);
+      px = photo;
+      src = 0;
+    }
     // Draw this image's transform (inverse map from output to source, centered coordinates).
     let tx = 0;
     let ty = 0;

@@ -18,6 +18,18 @@ run() {
   echo "$(date -u +%FT%TZ) done $name"
 }
 
+# Session 2 (first in the queue): alpha 0.25 with the seed's cifar plan at 28x28 (the stem1 plan
+# above ends at 2x2 and reached 84.1% after 3 epochs; PyTorch's cifar-plan reference: 85.8% after
+# epoch 1). Idle-machine speed (bench/train_bench.ts, 05:13 UTC): cifar 28 185 img/s, cifar 32 137
+# img/s, stem1 28 390 img/s. Step decay every 3 epochs for a longer run; then a frozen-BN
+# multi-resolution fine-tune so one file serves every beta, with the photo round trip (--resample:
+# bench/photo_blur_eval.ts measured the blur of a 1024-px photo costing the stem1 models ~2 points).
+run v1_a025_cifar_28 --alpha 0.25 --epochs "${EPOCHS_025_C28:-12}" --plan cifar --resolution 28 \
+  --batch 64 --seed 1 --lr-step 3
+run v1_a025_cifar_28_multires_fbn --alpha 0.25 --epochs "${EPOCHS_025_C28_FBN:-2}" --plan cifar \
+  --resolution 28 --batch 64 --seed 1 --resolutions 14,18,21,25,28 --frozen-bn --bn-every 200 \
+  --lr 2.5e-4 --resample 0.5 --init model/train/runs/v1_a025_cifar_28/model
+
 COMMON=(--plan imagenet_stem1 --resolution 28 --batch 64 --seed 1)
 run v1_a025_stem1_28 --alpha 0.25 --epochs "${EPOCHS_025:-3}" "${COMMON[@]}"
 run v1_a050_stem1_28 --alpha 0.5 --epochs "${EPOCHS_050:-1}" "${COMMON[@]}"

@@ -709,7 +709,9 @@ const USAGE = `deno task train [options]
   --resume             continue from OUT/checkpoint
   --ckpt-every N       checkpoint every N steps (default 200)
   --augment NAME       light | seed | none; then --hflip P --vflip P --rotate DEG --translate F
-                       --perspective P --erase P --pad-crop PX override single values
+                       --perspective P --erase P --pad-crop PX override single values;
+                       --resample P: the photo round trip (bilinear upscale 2x-40x, area
+                       downscale back: the blur a phone photo gets on its way to the model)
   --recipe NAME        default (Adam 2e-3, x0.5 every 2 epochs) | seed (Adam 0.01 x0.9/5, SGD last 5)
   --lr --lr-step --lr-gamma --sgd-epochs --sgd-lr --weight-decay
   --snapshot           no training: re-estimate BN, evaluate and write OUT/model from the checkpoint
@@ -876,6 +878,9 @@ export function parseArgs(args: string[]): TrainOptions {
         break;
       case "--pad-crop":
         augOverrides.padCrop = num(k, v());
+        break;
+      case "--resample":
+        augOverrides.resample = num(k, v());
         break;
       case "--recipe": {
         const r = v();

@@ -12,8 +12,10 @@ import {
   LIGHT_AUGMENT,
   makeBatch,
   NO_AUGMENT,
+  roundTripImage,
   SEED_AUGMENT,
 } from "../../../model/train/augment.ts";
+import { resizeArea } from "../../../kernels/image/resize.ts";
 import { Rng } from "../../../model/train/rng.ts";
 import { encodePng, PNG_GRAY, PNG_RGB } from "../../fixtures/encode_png.ts";
 
@@ -236,4 +238,69 @@ Deno.test("channelStats() gives the mean and standard deviation of pixels in [0,
   });
   assert.ok(Math.abs(s.mean[0]! - 0.5) < 1e-9);
   assert.ok(Math.abs(s.std[0]! - 0.5) < 1e-9);
+});
+
+Deno.test("roundTripImage() equals an explicit bilinear upscale then the server's area downscale", () => {
+  const h = 7, w = 5, c = 2;
+  const rng = new Rng(3);
+  const src = Float32Array.from({ length: h * w * c }, () => rng.int(256));
+  for (const [sh, sw] of [[14, 10], [61, 37], [280, 200]] as const) {
+    // Explicit: the fixture script's bilinear formula (without its rounding), then resizeArea.
+    const big = new Float64Array(sh * sw * c);
+    for (let y = 0; y < sh; y++) {
+      const fy = Math.min(Math.max((y + 0.5) * h / sh - 0.5, 0), h - 1);
+      const y0 = Math.floor(fy), y1 = Math.min(y0 + 1, h - 1), wy = fy - y0;
+      for (let x = 0; x < sw; x++) {
+        const fx = Math.min(Math.max((x + 0.5) * w / sw - 0.5, 0), w - 1);
+        const x0 = Math.floor(fx), x1 = Math.min(x0 + 1, w - 1), wx = fx - x0;
+        for (let ch = 0; ch < c; ch++) {
+          const at = (yy: number, xx: number) => src[(yy * w + xx) * c + ch]!;
+          big[(y * sw + x) * c + ch] = (at(y0, x0) * (1 - wx) + at(y0, x1) * wx) * (1 - wy) +
+            (at(y1, x0) * (1 - wx) + at(y1, x1) * wx) * wy;
+        }
+      }
+    }
+    const expected = resizeArea(big, sw, sh, c, w, h);
+    const got = new Float32Array(h * w * c);
+    roundTripImage(src, 0, h, w, c, sh, sw, got);
+    for (let i = 0; i < got.length; i++) {
+      assert.ok(Math.abs(got[i]! - expected[i]!) < 1e-3, `${sh}x${sw} sample ${i}`);
+    }
+  }
+  // A constant image stays constant (every operator row sums to 1).
+  const flat = new Float32Array(h * w).fill(200);
+  const out = new Float32Array(h * w);
+  roundTripImage(flat, 0, h, w, 1, 100, 71, out);
+  for (const v of out) assert.ok(Math.abs(v - 200) < 1e-3);
+});
+
+Deno.test("makeBatch() resample: p 0 leaves batches and the random stream unchanged, p 1 blurs", () => {
+  const d = tinySet();
+  const labels = new Int32Array(2);
+  const opts = (resample: number) => ({
+    resolution: 4,
+    mean: [0],
+    std: [1],
+    fit: "pad" as const,
+    augment: { ...LIGHT_AUGMENT, resample },
+  });
+  const a = new Float32Array(32), b = new Float32Array(32), blurred = new Float32Array(32);
+  const ra = new Rng(5), rb = new Rng(5);
+  makeBatch(d, [0, 1], { ...opts(0), augment: LIGHT_AUGMENT }, ra, a, labels);
+  makeBatch(d, [0, 1], opts(0), rb, b, labels);
+  assert.deepEqual(a, b);
+  assert.equal(ra.next(), rb.next(), "no extra draws when the option is off");
+  makeBatch(
+    d,
+    [0, 1],
+    { ...opts(1), augment: { ...NO_AUGMENT, resample: 1 } },
+    new Rng(5),
+    blurred,
+    labels,
+  );
+  const plain = new Float32Array(32);
+  makeBatch(d, [0, 1], { ...opts(0), augment: NO_AUGMENT }, new Rng(5), plain, labels);
+  assert.notDeepEqual(blurred, plain);
+  const mean = (x: Float32Array) => x.reduce((s, v) => s + v, 0) / x.length;
+  assert.ok(Math.abs(mean(blurred) - mean(plain)) < 0.05, "the round trip keeps the image mean");
 });
