@@ -5,34 +5,27 @@
  * compile wasm from bytes), in the request's isolate.
  *
  * It offers the same surface the routes use from `runtime/registry.ts`'s `ModelRegistry`
- * (variants, alphas, backends, readiness, `infer`) and checks the same things before serving:
- * each file's size and sha256 against the manifest and, through the engine, the graph's input,
- * output, channels and classes. It warms every variant at every beta it serves and records the
- * warm latency, as the Deno registry does, so `/v1/models` reports what this isolate measured.
+ * (variants, alphas, backends, readiness, `infer`) and follows the same rules, from the same
+ * module (`runtime/variants.ts`): variants derived from the manifest, the default variant, each
+ * file's size, sha256, graph input and output checked against the manifest, every variant warmed
+ * at every beta it serves with its warm latency recorded, so `/v1/models` reports what this
+ * isolate measured.
  *
  * @module
  */
-import type { InferenceBackend, LoadedModel, NCHW } from "../runtime/backend.ts";
+import type { InferenceBackend, LoadedModel } from "../runtime/backend.ts";
 import { KernelsWasmBackend } from "../runtime/engine/kernels_wasm_backend.ts";
-import type { InferRequest, InferResult, Variant } from "../runtime/registry.ts";
+import type { InferRequest, InferResult } from "../runtime/registry.ts";
+import { type ManifestModel, parseManifest } from "../model/export/manifest.ts";
 import {
-  type AccuracyByBeta,
-  betaKey,
-  BETAS,
-  type ManifestModel,
-  parseManifest,
-  sha256Hex,
-} from "../model/export/manifest.ts";
-import {
-  type Arch,
-  ARCHS,
-  buildSpec,
-  resolutionFor,
-  resolutionLimits,
-  resolveStridePlan,
-  STRIDE_PLANS,
-  type StridePlan,
-} from "../model/spec.ts";
+  defaultVariantOf,
+  type RegistryState,
+  stateReason,
+  type Variant,
+  variantOf,
+  verifyModel,
+  warmVariant,
+} from "../runtime/variants.ts";
 
 export const EDGE_BACKEND = "kernels-wasm";
 
@@ -51,49 +44,6 @@ export interface EdgeModelSource {
   warmupRuns?: number;
 }
 
-type State =
-  | { kind: "new" }
-  | { kind: "loading"; step: string }
-  | { kind: "ready" }
-  | { kind: "failed"; error: Error };
-
-/** One served variant, derived from its manifest entry the way `runtime/registry.ts` does. */
-function variantOf(m: ManifestModel): Variant {
-  if (!(ARCHS as readonly string[]).includes(m.arch)) {
-    throw new RangeError(
-      `Cannot serve model ${m.id} as arch ${m.arch} is unknown: arch must be one of ${
-        ARCHS.join(", ")
-      }`,
-    );
-  }
-  const arch = m.arch as Arch;
-  const stridePlan: StridePlan = (STRIDE_PLANS as readonly string[]).includes(m.stridePlan)
-    ? m.stridePlan as StridePlan
-    : m.stridePlan.split(",").map((s) => Number(s.trim()));
-  const limits = resolutionLimits(resolveStridePlan(arch, stridePlan));
-  if (m.baseResolution < limits.min) {
-    throw new RangeError(
-      `Cannot serve model ${m.id} as its base resolution ${m.baseResolution} is below the ` +
-        `${limits.min} pixels its stride plan needs`,
-    );
-  }
-  buildSpec({
-    arch,
-    alpha: m.alpha,
-    resolution: m.baseResolution,
-    inputChannels: m.inputChannels,
-    classes: m.classes,
-    stridePlan,
-  });
-  return {
-    manifest: m,
-    arch,
-    stridePlan,
-    resolution: { min: limits.min, max: m.baseResolution, base: m.baseResolution },
-    latencyMs: {},
-  };
-}
-
 export class EdgeRegistry {
   readonly dir: string;
   readonly backendNames: readonly string[] = [EDGE_BACKEND];
@@ -101,7 +51,7 @@ export class EdgeRegistry {
   readonly #variants: Variant[];
   readonly #backends = new Map<string, InferenceBackend>();
   #loadedModels: LoadedModel[] = [];
-  #state: State = { kind: "new" };
+  #state: RegistryState = { kind: "new" };
   #loading: Promise<void> | undefined;
 
   constructor(source: EdgeModelSource) {
@@ -132,22 +82,9 @@ export class EdgeRegistry {
     return [...new Set(this.#variants.map((v) => v.manifest.alpha))].sort((a, b) => a - b);
   }
 
-  /**
-   * The variant served when a request names no alpha, by the rule of `runtime/registry.ts` (a test
-   * compares the two): a trained one before an untrained stand-in, then the highest measured int8
-   * accuracy at beta 1 in the manifest, then the widest.
-   */
+  /** The variant served when a request names no alpha: the rule of `runtime/variants.ts`. */
   get defaultVariant(): Variant {
-    const rank = (v: Variant) => [
-      v.manifest.trained ? 1 : 0,
-      v.manifest.accuracy.int8[betaKey(1)] ?? -1,
-      v.manifest.alpha,
-    ];
-    return this.#variants.reduce((best, v) => {
-      const [a, b] = [rank(v), rank(best)];
-      const i = a.findIndex((x, k) => x !== b[k]);
-      return i >= 0 && a[i]! > b[i]! ? v : best;
-    });
+    return defaultVariantOf(this.#variants);
   }
 
   /** The models as the engine took them; valid after {@link load}. */
@@ -164,17 +101,7 @@ export class EdgeRegistry {
   }
 
   reason(): string {
-    const s = this.#state;
-    switch (s.kind) {
-      case "new":
-        return "Models are not loaded yet. Retry in a few seconds.";
-      case "loading":
-        return `Models are loading (${s.step}). Retry in a few seconds.`;
-      case "failed":
-        return `Models failed to load: ${s.error.message}`;
-      case "ready":
-        return "";
-    }
+    return stateReason(this.#state);
   }
 
   /** Verifies, loads and warms every variant, once; later calls wait for the first. */
@@ -193,7 +120,12 @@ export class EdgeRegistry {
         await backend.load(model);
         this.#backends.set(m.id, backend);
         this.#state = { kind: "loading", step: `warming ${m.id} on ${EDGE_BACKEND}` };
-        await this.#warm(v, backend);
+        await warmVariant(
+          v,
+          EDGE_BACKEND,
+          (input, shape) => backend.run(input, shape),
+          this.#source.warmupRuns ?? 3,
+        );
       }
       this.#state = { kind: "ready" };
     } catch (e) {
@@ -205,7 +137,7 @@ export class EdgeRegistry {
 
   /** Releases the engines; the registry answers not ready afterwards. */
   async close(): Promise<void> {
-    this.#state = { kind: "failed", error: new Error("the registry is closed") };
+    this.#state = { kind: "closed" };
     const all = [...this.#backends.values()];
     this.#backends.clear();
     await Promise.all(all.map((b) => b.dispose()));
@@ -228,7 +160,7 @@ export class EdgeRegistry {
     return { logits, queueMs: 0, inferenceMs: performance.now() - t0 };
   }
 
-  async #verify(m: ManifestModel): Promise<LoadedModel> {
+  #verify(m: ManifestModel): Promise<LoadedModel> {
     const raw = this.#source.files[m.file];
     if (raw === undefined) {
       throw new RangeError(
@@ -237,53 +169,6 @@ export class EdgeRegistry {
         }`,
       );
     }
-    const onnx = raw instanceof Uint8Array ? raw : new Uint8Array(raw);
-    if (onnx.length !== m.bytes) {
-      throw new RangeError(
-        `Cannot load model ${m.id} as ${m.file} has ${onnx.length} bytes: the manifest says ${m.bytes}`,
-      );
-    }
-    const sha = await sha256Hex(onnx);
-    if (sha !== m.sha256) {
-      throw new RangeError(
-        `Cannot load model ${m.id} as the sha256 of ${m.file} is ${sha}: the manifest says ${m.sha256}`,
-      );
-    }
-    return {
-      id: m.id,
-      onnx,
-      inputName: m.input.name,
-      outputName: m.output.name,
-      inputChannels: m.inputChannels,
-      classes: m.classes,
-    };
-  }
-
-  async #warm(v: Variant, backend: InferenceBackend): Promise<void> {
-    const runs = this.#source.warmupRuns ?? 3;
-    if (runs <= 0) return;
-    const m = v.manifest;
-    const table: AccuracyByBeta = {};
-    for (const beta of BETAS) {
-      const res = resolutionFor(beta, m.baseResolution);
-      if (res < v.resolution.min) continue;
-      const shape: NCHW = [1, m.inputChannels, res, res];
-      const input = new Float32Array(m.inputChannels * res * res);
-      const times: number[] = [];
-      for (let i = 0; i < runs; i++) {
-        const t0 = performance.now();
-        const out = await backend.run(input, shape);
-        times.push(performance.now() - t0);
-        if (out.length !== m.classes || out.some((x) => !Number.isFinite(x))) {
-          throw new RangeError(
-            `Cannot serve model ${m.id} on ${EDGE_BACKEND} as its warm-up run at ${res}x${res} gave ` +
-              `${out.length} logits (${m.classes} expected) or non-finite values`,
-          );
-        }
-      }
-      times.sort((a, b) => a - b);
-      table[betaKey(beta)] = times[Math.floor(times.length / 2)]!;
-    }
-    v.latencyMs[EDGE_BACKEND] = table;
+    return verifyModel(m, raw instanceof Uint8Array ? raw : new Uint8Array(raw));
   }
 }

@@ -13,12 +13,8 @@ import { bodyLimit } from "hono/body-limit";
 import { setMetric, timing } from "hono/timing";
 import { preprocessImage } from "../kernels/image/preprocess.ts";
 import { isPreprocessError, type Preprocess } from "../runtime/preprocess_pool.ts";
-import {
-  type Inference,
-  type ModelRegistry,
-  type Variant,
-  variantCost,
-} from "../runtime/registry.ts";
+import type { Inference, ModelRegistry } from "../runtime/registry.ts";
+import { type Variant, variantCost } from "../runtime/variants.ts";
 import type { Admission } from "../runtime/scheduler_setup.ts";
 import { labelRequest, requestArrival } from "./metrics.ts";
 import { badParameter, ProblemError } from "./problem.ts";

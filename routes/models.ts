@@ -6,7 +6,8 @@
 import { Hono } from "hono";
 import { betaKey, BETAS } from "../model/export/manifest.ts";
 import { resolutionFor } from "../model/spec.ts";
-import { type ModelRegistry, variantCost } from "../runtime/registry.ts";
+import type { ModelRegistry } from "../runtime/registry.ts";
+import { variantCost } from "../runtime/variants.ts";
 import type { CostDefaults } from "./cost.ts";
 
 export function modelsRoutes(registry: ModelRegistry): Hono {
