@@ -8,7 +8,7 @@
 import { type Conv2dPlan, type Padding, resolvePadding } from "../int8/conv2d.ts";
 import type { GemmPlan } from "../int8/gemm.ts";
 import type { GlobalAvgPoolPlan } from "../int8/global_avg_pool.ts";
-import type { Int8Wasm } from "./int8_wasm.ts";
+import { type Int8Wasm, type PackedS7, roundUp } from "./int8_wasm.ts";
 
 /** The weights as Int8Array when they are int8 with all zero points 0 (packed in wasm). */
 function symmetricInt8(w: Int8Array | Uint8Array, zp: Int32Array): Int8Array | undefined {
@@ -26,6 +26,11 @@ export interface ConvGeometry {
 /** A packed convolution (standard or depthwise) that runs on NHWC uint8 of any spatial size. */
 export interface PackedConv {
   readonly kind: "depthwise" | "gemm_direct" | "gemm_im2col";
+  /**
+   * Arithmetic: "s7" = 7-bit weights on the relaxed int8 dot product (gemmS7), "i16" = int16
+   * dot products (every other case).
+   */
+  readonly path: "s7" | "i16";
   readonly inChannels: number;
   readonly outChannels: number;
   geometry(h: number, w: number): ConvGeometry;
@@ -79,6 +84,7 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
     wasm.u8(zrow, c + 16).fill(inZp);
     return {
       kind: "depthwise",
+      path: "i16",
       inChannels: c,
       outChannels: c,
       geometry,
@@ -118,26 +124,85 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
   }
   // Weights in (ky, kx, ci) column order, as packIm2col writes its rows (OIHW already is for 1x1).
   const k = kh * kw * c;
-  const symmetric = kh * kw === 1
-    ? symmetricInt8(plan.sourceWeights, plan.weightZeroPoints)
-    : undefined;
-  let reordered = symmetric ? new Int32Array(0) : plan.weights;
-  if (kh * kw > 1) {
+  const taps = kh * kw;
+  const direct = kh === 1 && kw === 1 && strideH === 1 && strideW === 1;
+  const kind = direct ? "gemm_direct" as const : "gemm_im2col" as const;
+  const source = symmetricInt8(plan.sourceWeights, plan.weightZeroPoints);
+  let s7: PackedS7 | undefined;
+  if (source) {
+    let w8 = source;
+    if (taps > 1) {
+      w8 = new Int8Array(plan.outC * k);
+      for (let o = 0; o < plan.outC; o++) {
+        for (let ci = 0; ci < c; ci++) {
+          for (let t = 0; t < taps; t++) w8[o * k + t * c + ci] = source[(o * c + ci) * taps + t]!;
+        }
+      }
+    }
+    s7 = wasm.packGemmWeightsS7(w8, plan.outC, k, plan.bias, plan.multipliers, inZp);
+  }
+  if (s7) {
+    // 7-bit weights: the relaxed int8 dot product (gemmS7), rows packed as bytes + row sums
+    const { ptr: w7, kq, bias: b7, mult: m7 } = s7;
+    const rowsOf = (n: number, h: number, w: number) => {
+      const g = geometry(h, w);
+      return n * g.outH * g.outW;
+    };
+    return {
+      kind,
+      path: "s7",
+      inChannels: c,
+      outChannels: plan.outC,
+      geometry,
+      scratchBytes: (n, h, w) => s7Scratch(rowsOf(n, h, w), kq),
+      run(inPtr, outPtr, n, h, w, scratch) {
+        const g = geometry(h, w);
+        const rows = n * g.outH * g.outW;
+        const a = scratch + roundUp(rows * 4, 16);
+        if (direct) {
+          ex.packRowsS8(inPtr, rows, c, c, a, kq, scratch);
+        } else {
+          ex.packIm2colS8(
+            inPtr,
+            n,
+            h,
+            w,
+            c,
+            kh,
+            kw,
+            strideH,
+            strideW,
+            g.padTop,
+            g.padLeft,
+            g.outH,
+            g.outW,
+            inZp,
+            a,
+            kq,
+            scratch,
+          );
+        }
+        ex.gemmS7(a, rows, kq, w7, plan.outC, b7, scratch, m7, outZp, lo, hi, outPtr, plan.outC);
+      },
+    };
+  }
+  let reordered = plan.weights;
+  if (taps > 1) {
     reordered = new Int32Array(plan.outC * k);
     for (let o = 0; o < plan.outC; o++) {
       for (let ci = 0; ci < c; ci++) {
-        for (let t = 0; t < kh * kw; t++) {
-          reordered[o * k + t * c + ci] = plan.weights[(o * c + ci) * kh * kw + t]!;
+        for (let t = 0; t < taps; t++) {
+          reordered[o * k + t * c + ci] = plan.weights[(o * c + ci) * taps + t]!;
         }
       }
     }
   }
-  const { ptr: wts, kp } = symmetric
-    ? wasm.packGemmWeightsInt8(symmetric, plan.outC, k)
+  const { ptr: wts, kp } = source && taps === 1
+    ? wasm.packGemmWeightsInt8(source, plan.outC, k)
     : wasm.packGemmWeights(reordered, plan.outC, k);
-  const direct = kh === 1 && kw === 1 && strideH === 1 && strideW === 1;
   return {
-    kind: direct ? "gemm_direct" : "gemm_im2col",
+    kind,
+    path: "i16",
     inChannels: c,
     outChannels: plan.outC,
     geometry,
@@ -175,11 +240,16 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
   };
 }
 
+/** Scratch of the 7-bit GEMM path: row corrections (int32, 16-byte aligned) then byte rows. */
+const s7Scratch = (rows: number, kq: number) => roundUp(rows * 4, 16) + rows * kq;
+
 /** A packed GEMM (pointwise conv over all pixels, FC) on `[rows, K]` uint8 input. */
 export interface PackedGemm {
   readonly k: number;
   readonly n: number;
   readonly output: "uint8" | "float32";
+  /** As `PackedConv.path`. */
+  readonly path: "s7" | "i16";
   scratchBytes(rows: number): number;
   run(inPtr: number, outPtr: number, rows: number, scratch: number): void;
 }
@@ -187,17 +257,61 @@ export interface PackedGemm {
 /** Packs a GEMM from a `GemmPlan` (its row count only served validation). */
 export function packGemm(wasm: Int8Wasm, plan: GemmPlan): PackedGemm {
   const symmetric = symmetricInt8(plan.sourceWeights, plan.weightZeroPoints);
+  const ex = wasm.exports;
+  const float = plan.output === "float32";
+  const s7 = symmetric
+    ? wasm.packGemmWeightsS7(
+      symmetric,
+      plan.n,
+      plan.k,
+      plan.bias,
+      plan.multipliers,
+      plan.inZeroPoint,
+    )
+    : undefined;
+  if (s7) {
+    const { ptr: w7, kq, bias: b7, mult: m7 } = s7;
+    return {
+      k: plan.k,
+      n: plan.n,
+      output: plan.output,
+      path: "s7",
+      scratchBytes: (rows) => s7Scratch(rows, kq),
+      run(inPtr, outPtr, rows, scratch) {
+        const a = scratch + roundUp(rows * 4, 16);
+        ex.packRowsS8(inPtr, rows, plan.k, plan.k, a, kq, scratch);
+        if (float) {
+          ex.gemmS7F32(a, rows, kq, w7, plan.n, b7, scratch, m7, outPtr);
+        } else {
+          ex.gemmS7(
+            a,
+            rows,
+            kq,
+            w7,
+            plan.n,
+            b7,
+            scratch,
+            m7,
+            plan.outZeroPoint,
+            plan.lo,
+            plan.hi,
+            outPtr,
+            plan.n,
+          );
+        }
+      },
+    };
+  }
   const { ptr: wts, kp } = symmetric
     ? wasm.packGemmWeightsInt8(symmetric, plan.n, plan.k)
     : wasm.packGemmWeights(plan.weights, plan.n, plan.k);
   const bias = wasm.putPaddedI32(plan.bias);
   const mult = wasm.putPaddedF32(plan.multipliers);
-  const ex = wasm.exports;
-  const float = plan.output === "float32";
   return {
     k: plan.k,
     n: plan.n,
     output: plan.output,
+    path: "i16",
     scratchBytes: (rows) => rows * kp * 2,
     run(inPtr, outPtr, rows, scratch) {
       ex.packRows(inPtr, rows, plan.k, plan.k, plan.inZeroPoint, scratch, kp);

@@ -102,6 +102,69 @@ export interface Int8WasmExports {
     hi: number,
     dst: number,
   ): void;
+  packGemmWeightsS7(
+    src: number,
+    n: number,
+    k: number,
+    kq: number,
+    dst: number,
+    signs: number,
+    sums: number,
+  ): number;
+  packRowsS8(
+    src: number,
+    m: number,
+    k: number,
+    ldsrc: number,
+    dst: number,
+    kq: number,
+    corr: number,
+  ): void;
+  packIm2colS8(
+    src: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    padT: number,
+    padL: number,
+    oh: number,
+    ow: number,
+    zp: number,
+    dst: number,
+    kq: number,
+    corr: number,
+  ): void;
+  gemmS7(
+    a: number,
+    m: number,
+    kq: number,
+    w: number,
+    n: number,
+    bias: number,
+    corr: number,
+    mult: number,
+    outZp: number,
+    lo: number,
+    hi: number,
+    out: number,
+    ldo: number,
+  ): void;
+  gemmS7F32(
+    a: number,
+    m: number,
+    kq: number,
+    w: number,
+    n: number,
+    bias: number,
+    corr: number,
+    scale: number,
+    out: number,
+  ): void;
   requantize(
     src: number,
     m: number,
@@ -134,7 +197,24 @@ const EXPORT_NAMES = [
   "depthwise",
   "globalAvgPool",
   "requantize",
+  "packGemmWeightsS7",
+  "packRowsS8",
+  "packIm2colS8",
+  "gemmS7",
+  "gemmS7F32",
 ] as const;
+
+/** Weights packed for `gemmS7` (7-bit weights on the relaxed int8 dot product). */
+export interface PackedS7 {
+  /** Packed weights. */
+  readonly ptr: number;
+  /** k rounded up to a multiple of 4 (bytes per packed row). */
+  readonly kq: number;
+  /** Folded per-channel bias (padded to 8): s * bias + (128 - inZp) * sum(s * w) + 8192 k. */
+  readonly bias: number;
+  /** Per-channel multipliers (or float scales) times the channel sign s (padded to 8). */
+  readonly mult: number;
+}
 
 /** One instance of the kernels module and its memory. */
 export class Int8Wasm {
@@ -261,6 +341,46 @@ export class Int8Wasm {
     this.exports.packGemmWeightsI8(src, n, k, kp, dst);
     this.release(mark);
     return { ptr: dst, kp };
+  }
+
+  /**
+   * Packs symmetric int8 `[n, k]` weights for `gemmS7` when every channel fits the 7-bit path
+   * (values in -64..64, not both +64 and -64 in one channel); undefined otherwise (nothing is
+   * left allocated). `bias` is the int32 bias, `mult` the per-channel multipliers (or float
+   * scales), `inZp` the input zero point, all folded as `gemmS7` expects.
+   */
+  packGemmWeightsS7(
+    weights: Int8Array,
+    n: number,
+    k: number,
+    bias: ArrayLike<number>,
+    mult: ArrayLike<number>,
+    inZp: number,
+  ): PackedS7 | undefined {
+    const kq = roundUp(k, 4);
+    const start = this.mark();
+    const dst = this.alloc(Math.ceil(n / 8) * 8 * kq);
+    const mark = this.mark();
+    const src = this.put(weights);
+    const signs = this.alloc(n * 4);
+    const sums = this.alloc(n * 4);
+    const ok = this.exports.packGemmWeightsS7(src, n, k, kq, dst, signs, sums) === 1;
+    if (!ok) {
+      this.release(start);
+      return undefined;
+    }
+    const sg = this.i32(signs, n).slice();
+    const sm = this.i32(sums, n).slice();
+    this.release(mark);
+    const b = new Int32Array(roundUp(Math.max(n, 1), 8));
+    const m = new Float32Array(b.length);
+    for (let o = 0; o < n; o++) {
+      const s = sg[o]!;
+      // int32 wrap-around is harmless: the true accumulator fits int32, and the sum is modular
+      b[o] = s * bias[o]! + (128 - inZp) * sm[o]! + 8192 * k;
+      m[o] = s * mult[o]!;
+    }
+    return { ptr: dst, kq, bias: this.put(b), mult: this.put(m) };
   }
 
   /** Packs symmetric int8 depthwise weights `[c, k*k]` in wasm. */

@@ -364,7 +364,13 @@ export class Int8Engine {
     input: Float32Array,
     shape: readonly [number, number, number, number],
     reps = 20,
-  ): { layer: string; kind: string; ms: number }[] {
+  ): {
+    layer: string;
+    kind: string;
+    ms: number;
+    inShape: readonly [number, number, number];
+    outShape: readonly [number, number, number];
+  }[] {
     this.run(input, shape);
     const res = this.#resolution(shape[2], shape[3]);
     const times = this.#layers.map(() => [] as number[]);
@@ -372,7 +378,13 @@ export class Int8Engine {
     return this.#layers.map((l, i) => {
       const t = times[i]!.sort((a, b) => a - b);
       const kind = l.kind === "conv" ? l.conv.kind : l.kind;
-      return { layer: l.output, kind, ms: t[Math.floor(t.length / 10)] ?? 0 };
+      return {
+        layer: l.output,
+        kind,
+        ms: t[Math.floor(t.length / 10)] ?? 0,
+        inShape: res.shape.get(l.input)!,
+        outShape: res.shape.get(l.output)!,
+      };
     });
   }
 

@@ -637,3 +637,359 @@ export function requantize(
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// 7-bit-weight GEMM on the relaxed int8 dot product (i32x4.relaxed_dot_i8x16_i7x16_add_s).
+//
+// The dot multiplies a signed int8 operand by a 7-bit operand (0..127) and adds groups of 4
+// products to each int32 lane; with the second operand in 0..127 every implementation (VNNI's
+// vpdpbusd, pmaddubsw + pmaddwd, ARM sdot) gives the same exact result. The shipped models keep
+// weights in -64..64 (model/export/quantize.ts), so:
+// - per output channel a sign s = +-1 makes the weights w' = s * w fit -64..63 (s = -1 when the
+//   channel holds +64; a channel holding both +64 and -64 cannot use this path), and the packed
+//   operand is b = w' + 64 in 0..127;
+// - activations enter as a = x - 128 (x ^ 0x80), the signed operand;
+// - sum (x - 128)(w' + 64) = sum x w' + 64 sum x - 128 sum w' - 8192 K, so
+//   s * acc = [s * bias + (128 - zp) sum w' + 8192 K]  (per channel, folded at load: biasS7)
+//           + [-64 sum x]                                (per row, written by the row packer: corr)
+//           + the dot products,
+//   and requantization uses s * m[c] (f32(-v) * -m == f32(v) * m exactly in IEEE arithmetic).
+// Every step is exact int32 (|dot| <= K * 128 * 127), so results equal the int16 path's.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Packs int8 weights [n][k] (zero point 0) for gemmS7: per block of 8 output channels, per quad
+ * of k (kq = k rounded up to 4): 32 bytes = [o0: k0..k3, o1: .., o2, o3] then o4..o7, value
+ * s * w + 64, zero in the padding. Writes s (i32) to signs[o] and sum_k s * w to sums[o].
+ * Returns 1, or 0 when some channel cannot use the 7-bit path (a weight outside -64..64, or both
+ * +64 and -64 in one channel): the caller then uses the int16 path.
+ */
+export function packGemmWeightsS7(
+  src: usize,
+  n: i32,
+  k: i32,
+  kq: i32,
+  dst: usize,
+  signs: usize,
+  sums: usize,
+): i32 {
+  const total = <usize> (((n + 7) >> 3) * 8 * kq);
+  for (let i: usize = 0; i < total; i += 8) store<u64>(dst + i, 0);
+  for (let o = 0; o < n; o++) {
+    const row = src + <usize> (o * k);
+    let hasPos = false, hasNeg = false;
+    for (let p = 0; p < k; p++) {
+      const v = <i32> load<i8>(row + <usize> p);
+      if (v > 64 || v < -64) return 0;
+      if (v == 64) hasPos = true;
+      if (v == -64) hasNeg = true;
+    }
+    if (hasPos && hasNeg) return 0;
+    const s = hasPos ? -1 : 1;
+    const base = dst + <usize> ((o >> 3) * 8 * kq + ((o & 7) >> 2) * 16 + (o & 3) * 4);
+    let sum = 0;
+    for (let p = 0; p < k; p++) {
+      const v = s * <i32> load<i8>(row + <usize> p);
+      sum += v;
+      store<u8>(base + <usize> ((p >> 2) * 32 + (p & 3)), <u8> (v + 64));
+    }
+    store<i32>(signs + (<usize> o << 2), s);
+    store<i32>(sums + (<usize> o << 2), sum);
+  }
+  return 1;
+}
+
+/**
+ * Row packer of gemmS7: dst[r][i] = src[r * ldsrc + i] ^ 0x80 (x - 128 as int8) for i < k, 0 up
+ * to kq; corr[r] = -64 * sum_i x.
+ */
+export function packRowsS8(
+  src: usize,
+  m: i32,
+  k: i32,
+  ldsrc: i32,
+  dst: usize,
+  kq: i32,
+  corr: usize,
+): void {
+  const flip = i8x16.splat(-128);
+  for (let r = 0; r < m; r++) {
+    const s = src + <usize> r * <usize> ldsrc;
+    const d = dst + <usize> r * <usize> kq;
+    let acc = i32x4.splat(0);
+    let i = 0;
+    for (; i + 16 <= k; i += 16) {
+      const x = v128.load(s + <usize> i);
+      v128.store(d + <usize> i, v128.xor(x, flip));
+      acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(x)));
+    }
+    let sum = i32x4.extract_lane(acc, 0) + i32x4.extract_lane(acc, 1) +
+      i32x4.extract_lane(acc, 2) + i32x4.extract_lane(acc, 3);
+    for (; i < k; i++) {
+      const x = <i32> load<u8>(s + <usize> i);
+      sum += x;
+      store<u8>(d + <usize> i, <u8> (x ^ 0x80));
+    }
+    for (; i < kq; i++) store<u8>(d + <usize> i, 0);
+    store<i32>(corr + (<usize> r << 2), -64 * sum);
+  }
+}
+
+/**
+ * im2col for gemmS7 (groups = 1, NHWC): one row of kq bytes per output pixel, columns (ky, kx, ci),
+ * value x ^ 0x80, out-of-image taps take the zero point (so they add (zp - zp) * w = 0), 0 in the
+ * column padding; corr[row] = -64 * sum of the row's (x or zp) values.
+ */
+export function packIm2colS8(
+  src: usize,
+  n: i32,
+  h: i32,
+  w: i32,
+  c: i32,
+  kh: i32,
+  kw: i32,
+  sh: i32,
+  sw: i32,
+  padT: i32,
+  padL: i32,
+  oh: i32,
+  ow: i32,
+  zp: i32,
+  dst: usize,
+  kq: i32,
+  corr: usize,
+): void {
+  let row: usize = 0;
+  const kk = kh * kw * c;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const d = dst + row * <usize> kq;
+        let idx = 0;
+        let sum = 0;
+        for (let ky = 0; ky < kh; ky++) {
+          const iy = oy * sh - padT + ky;
+          for (let kx = 0; kx < kw; kx++) {
+            const ix = ox * sw - padL + kx;
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+              const s = src + <usize> (((b * h + iy) * w + ix) * c);
+              for (let ci = 0; ci < c; ci++) {
+                const x = <i32> load<u8>(s + <usize> ci);
+                sum += x;
+                store<u8>(d + <usize> (idx + ci), <u8> (x ^ 0x80));
+              }
+            } else {
+              sum += zp * c;
+              for (let ci = 0; ci < c; ci++) store<u8>(d + <usize> (idx + ci), <u8> (zp ^ 0x80));
+            }
+            idx += c;
+          }
+        }
+        for (let i = kk; i < kq; i++) store<u8>(d + <usize> i, 0);
+        store<i32>(corr + (row << 2), -64 * sum);
+        row++;
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function dot7(x: v128, w: v128, acc: v128): v128 {
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, w, acc);
+}
+
+/**
+ * GEMM on 7-bit weights with fused requantization:
+ * out[r * ldo + o] = requant(bias[o] + corr[r] + sum_q dot(a[r][q], w[o][q])), bias and mult as
+ * folded by the loader (see the section comment). a: [m][kq] bytes from packRowsS8 / packIm2colS8;
+ * w: from packGemmWeightsS7. Register tile 6 rows x 8 channels (12 i32x4 accumulators).
+ */
+export function gemmS7(
+  a: usize,
+  m: i32,
+  kq: i32,
+  w: usize,
+  n: i32,
+  bias: usize,
+  corr: usize,
+  mult: usize,
+  outZp: i32,
+  lo: i32,
+  hi: i32,
+  out: usize,
+  ldo: i32,
+): void {
+  const zpv = i32x4.splat(outZp);
+  const flo = f32x4.splat(<f32> (lo - outZp));
+  const fhi = f32x4.splat(<f32> (hi - outZp));
+  const rowBytes = <usize> kq;
+  const blockBytes = rowBytes << 3;
+  const ld = <usize> ldo;
+  const nb = (n + 7) >> 3;
+  for (let j = 0; j < nb; j++) {
+    const wb = w + <usize> j * blockBytes;
+    const pb = bias + (<usize> j << 5);
+    const pm = mult + (<usize> j << 5);
+    const b0 = v128.load(pb);
+    const b1 = v128.load(pb, 16);
+    const s0 = v128.load(pm);
+    const s1 = v128.load(pm, 16);
+    const cnt = min(8, n - (j << 3));
+    const ob = out + (<usize> j << 3);
+    const wend = wb + blockBytes;
+    let r = 0;
+    for (; r + 6 <= m; r += 6) {
+      let pa = a + <usize> r * rowBytes;
+      let pw = wb;
+      const pc = corr + (<usize> r << 2);
+      let k = i32x4.splat(load<i32>(pc));
+      let c00 = i32x4.add(b0, k), c01 = i32x4.add(b1, k);
+      k = i32x4.splat(load<i32>(pc, 4));
+      let c10 = i32x4.add(b0, k), c11 = i32x4.add(b1, k);
+      k = i32x4.splat(load<i32>(pc, 8));
+      let c20 = i32x4.add(b0, k), c21 = i32x4.add(b1, k);
+      k = i32x4.splat(load<i32>(pc, 12));
+      let c30 = i32x4.add(b0, k), c31 = i32x4.add(b1, k);
+      k = i32x4.splat(load<i32>(pc, 16));
+      let c40 = i32x4.add(b0, k), c41 = i32x4.add(b1, k);
+      k = i32x4.splat(load<i32>(pc, 20));
+      let c50 = i32x4.add(b0, k), c51 = i32x4.add(b1, k);
+      while (pw < wend) {
+        const w0 = v128.load(pw);
+        const w1 = v128.load(pw, 16);
+        let x = v128.load32_splat(pa);
+        c00 = dot7(x, w0, c00);
+        c01 = dot7(x, w1, c01);
+        x = v128.load32_splat(pa + rowBytes);
+        c10 = dot7(x, w0, c10);
+        c11 = dot7(x, w1, c11);
+        x = v128.load32_splat(pa + (rowBytes << 1));
+        c20 = dot7(x, w0, c20);
+        c21 = dot7(x, w1, c21);
+        x = v128.load32_splat(pa + rowBytes * 3);
+        c30 = dot7(x, w0, c30);
+        c31 = dot7(x, w1, c31);
+        x = v128.load32_splat(pa + (rowBytes << 2));
+        c40 = dot7(x, w0, c40);
+        c41 = dot7(x, w1, c41);
+        x = v128.load32_splat(pa + rowBytes * 5);
+        c50 = dot7(x, w0, c50);
+        c51 = dot7(x, w1, c51);
+        pw += 32;
+        pa += 4;
+      }
+      const o = ob + <usize> r * ld;
+      store8(o, requant4(c00, s0, flo, fhi, zpv), requant4(c01, s1, flo, fhi, zpv), cnt);
+      store8(o + ld, requant4(c10, s0, flo, fhi, zpv), requant4(c11, s1, flo, fhi, zpv), cnt);
+      store8(o + 2 * ld, requant4(c20, s0, flo, fhi, zpv), requant4(c21, s1, flo, fhi, zpv), cnt);
+      store8(o + 3 * ld, requant4(c30, s0, flo, fhi, zpv), requant4(c31, s1, flo, fhi, zpv), cnt);
+      store8(o + 4 * ld, requant4(c40, s0, flo, fhi, zpv), requant4(c41, s1, flo, fhi, zpv), cnt);
+      store8(o + 5 * ld, requant4(c50, s0, flo, fhi, zpv), requant4(c51, s1, flo, fhi, zpv), cnt);
+    }
+    for (; r + 4 <= m; r += 4) {
+      let pa = a + <usize> r * rowBytes;
+      let pw = wb;
+      const pc = corr + (<usize> r << 2);
+      let k = i32x4.splat(load<i32>(pc));
+      let c00 = i32x4.add(b0, k), c01 = i32x4.add(b1, k);
+      k = i32x4.splat(load<i32>(pc, 4));
+      let c10 = i32x4.add(b0, k), c11 = i32x4.add(b1, k);
+      k = i32x4.splat(load<i32>(pc, 8));
+      let c20 = i32x4.add(b0, k), c21 = i32x4.add(b1, k);
+      k = i32x4.splat(load<i32>(pc, 12));
+      let c30 = i32x4.add(b0, k), c31 = i32x4.add(b1, k);
+      while (pw < wend) {
+        const w0 = v128.load(pw);
+        const w1 = v128.load(pw, 16);
+        let x = v128.load32_splat(pa);
+        c00 = dot7(x, w0, c00);
+        c01 = dot7(x, w1, c01);
+        x = v128.load32_splat(pa + rowBytes);
+        c10 = dot7(x, w0, c10);
+        c11 = dot7(x, w1, c11);
+        x = v128.load32_splat(pa + (rowBytes << 1));
+        c20 = dot7(x, w0, c20);
+        c21 = dot7(x, w1, c21);
+        x = v128.load32_splat(pa + rowBytes * 3);
+        c30 = dot7(x, w0, c30);
+        c31 = dot7(x, w1, c31);
+        pw += 32;
+        pa += 4;
+      }
+      const o = ob + <usize> r * ld;
+      store8(o, requant4(c00, s0, flo, fhi, zpv), requant4(c01, s1, flo, fhi, zpv), cnt);
+      store8(o + ld, requant4(c10, s0, flo, fhi, zpv), requant4(c11, s1, flo, fhi, zpv), cnt);
+      store8(o + 2 * ld, requant4(c20, s0, flo, fhi, zpv), requant4(c21, s1, flo, fhi, zpv), cnt);
+      store8(o + 3 * ld, requant4(c30, s0, flo, fhi, zpv), requant4(c31, s1, flo, fhi, zpv), cnt);
+    }
+    for (; r < m; r++) {
+      let pa = a + <usize> r * rowBytes;
+      let pw = wb;
+      const k = i32x4.splat(load<i32>(corr + (<usize> r << 2)));
+      let c00 = i32x4.add(b0, k), c01 = i32x4.add(b1, k);
+      while (pw < wend) {
+        const x = v128.load32_splat(pa);
+        c00 = dot7(x, v128.load(pw), c00);
+        c01 = dot7(x, v128.load(pw, 16), c01);
+        pw += 32;
+        pa += 4;
+      }
+      store8(
+        ob + <usize> r * ld,
+        requant4(c00, s0, flo, fhi, zpv),
+        requant4(c01, s1, flo, fhi, zpv),
+        cnt,
+      );
+    }
+  }
+}
+
+/**
+ * gemmS7 with float32 output: out[r * n + o] = f32(acc') * scale'[o] (the dequantized logits;
+ * acc' and scale' carry the channel sign, so the product equals f32(acc) * scale).
+ */
+export function gemmS7F32(
+  a: usize,
+  m: i32,
+  kq: i32,
+  w: usize,
+  n: i32,
+  bias: usize,
+  corr: usize,
+  scale: usize,
+  out: usize,
+): void {
+  const rowBytes = <usize> kq;
+  const blockBytes = rowBytes << 3;
+  const nb = (n + 7) >> 3;
+  for (let j = 0; j < nb; j++) {
+    const wb = w + <usize> j * blockBytes;
+    const wend = wb + blockBytes;
+    const cnt = min(8, n - (j << 3));
+    for (let r = 0; r < m; r++) {
+      let pa = a + <usize> r * rowBytes;
+      let pw = wb;
+      const k = i32x4.splat(load<i32>(corr + (<usize> r << 2)));
+      let c0 = i32x4.add(v128.load(bias + (<usize> j << 5)), k);
+      let c1 = i32x4.add(v128.load(bias + (<usize> j << 5), 16), k);
+      while (pw < wend) {
+        const x = v128.load32_splat(pa);
+        c0 = dot7(x, v128.load(pw), c0);
+        c1 = dot7(x, v128.load(pw, 16), c1);
+        pw += 32;
+        pa += 4;
+      }
+      v128.store(SCRATCH, f32x4.mul(f32x4.convert_i32x4_s(c0), v128.load(scale + (<usize> j << 5))));
+      v128.store(
+        SCRATCH,
+        f32x4.mul(f32x4.convert_i32x4_s(c1), v128.load(scale + (<usize> j << 5), 16)),
+        16,
+      );
+      const o = out + ((<usize> r * <usize> n + (<usize> j << 3)) << 2);
+      for (let i = 0; i < cnt; i++) {
+        store<f32>(o + (<usize> i << 2), load<f32>(SCRATCH + (<usize> i << 2)));
+      }
+    }
+  }
+}

@@ -129,7 +129,30 @@ interface ConvCaseSpec {
   hi?: number;
   /** Multiplier scale: large values saturate. */
   gain?: number;
+  /** 7-bit weights as the shipped models have (see `sevenBit`). */
+  weights7?: Weights7;
   seed: number;
+}
+
+/**
+ * 7-bit weight patterns (values in -64..64, as model/export/quantize.ts writes them):
+ * "mixed": channels holding +64 only, -64 only, or neither (the wasm GEMM's 7-bit path flips the
+ * sign of the first kind); "both": one channel holds +64 and -64 (that layer falls back to the
+ * int16 path).
+ */
+type Weights7 = "mixed" | "both";
+
+function sevenBit(w: Int8Array, outC: number, mode: Weights7): Int8Array {
+  const per = w.length / outC;
+  const out = w.map((v) => Math.max(-63, v >> 1));
+  for (let o = 0; o < outC; o++) {
+    if (mode === "both" && o === 0) {
+      out[0] = 64;
+      out[per - 1] = -64;
+    } else if (o % 3 === 0) out[o * per] = 64;
+    else if (o % 3 === 1) out[o * per + per - 1] = -64;
+  }
+  return out;
 }
 
 function convCase(s: ConvCaseSpec): ConformanceCase {
@@ -138,7 +161,8 @@ function convCase(s: ConvCaseSpec): ConformanceCase {
   const outC = s.depthwise ? c : s.outC;
   const inPer = s.depthwise ? 1 : c;
   const input = randU8(r, s.shape.reduce((a, b) => a * b, 1));
-  const weights = randI8(r, outC * inPer * s.k * s.k);
+  const weights8 = randI8(r, outC * inPer * s.k * s.k);
+  const weights = s.weights7 ? sevenBit(weights8, outC, s.weights7) : weights8;
   const inZp = s.inZp ?? Math.floor(r() * 256);
   const gain = s.gain ?? 1;
   // Output scale chosen so that typical accumulators land inside [0, 255], gain > 1 saturates.
@@ -185,11 +209,13 @@ function gemmCase(
   n: number,
   seed: number,
   float = false,
+  weights7?: Weights7,
 ): ConformanceCase {
   const r = rng(seed);
   const a = randU8(r, m * kk);
+  const w8 = randI8(r, n * kk);
   const params = {
-    weights: randI8(r, n * kk),
+    weights: weights7 ? sevenBit(w8, n, weights7) : w8,
     outChannels: n,
     weightScales: randScales(r, n, 0.002, 0.02),
     bias: randI32(r, n, 30000),
@@ -441,6 +467,91 @@ export function generatedCases(): ConformanceCase[] {
       gain: 6,
       seed: 25,
     }),
+    // 7-bit weights (the shipped models' range): the wasm GEMM's relaxed-dot path
+    convCase({
+      name: "pointwise 7-bit 64 -> 128 4x4",
+      shape: [1, 4, 4, 64],
+      outC: 128,
+      k: 1,
+      stride: 1,
+      weights7: "mixed",
+      seed: 50,
+    }),
+    convCase({
+      name: "pointwise 7-bit 13 -> 33 5x3 batch 3",
+      shape: [3, 5, 3, 13],
+      outC: 33,
+      k: 1,
+      stride: 1,
+      weights7: "mixed",
+      seed: 51,
+    }),
+    convCase({
+      name: "pointwise 7-bit 1 -> 1 1x1",
+      shape: [1, 1, 1, 1],
+      outC: 1,
+      k: 1,
+      stride: 1,
+      weights7: "mixed",
+      seed: 52,
+    }),
+    convCase({
+      name: "pointwise 7-bit zp 255/255 saturating",
+      shape: [2, 3, 3, 24],
+      outC: 40,
+      k: 1,
+      stride: 1,
+      inZp: 255,
+      outZp: 255,
+      gain: 6,
+      weights7: "mixed",
+      seed: 53,
+    }),
+    convCase({
+      name: "pointwise 7-bit zp 0/0 relu6 range 1024 -> 20 2x2",
+      shape: [1, 2, 2, 1024],
+      outC: 20,
+      k: 1,
+      stride: 1,
+      inZp: 0,
+      outZp: 0,
+      hi: 180,
+      weights7: "mixed",
+      seed: 54,
+    }),
+    convCase({
+      name: "pointwise 7-bit, +64 and -64 in one channel (int16 path)",
+      shape: [1, 3, 5, 20],
+      outC: 12,
+      k: 1,
+      stride: 1,
+      weights7: "both",
+      seed: 55,
+    }),
+    convCase({
+      name: "first conv 7-bit 1ch 28x28 s1 -> 8",
+      shape: [1, 28, 28, 1],
+      outC: 8,
+      k: 3,
+      stride: 1,
+      weights7: "mixed",
+      seed: 56,
+    }),
+    convCase({
+      name: "first conv 7-bit 3ch 7x5 s2 -> 13 batch 3, pads [1,0,2,1]",
+      shape: [3, 7, 5, 3],
+      outC: 13,
+      k: 3,
+      stride: 2,
+      padding: [1, 0, 2, 1],
+      inZp: 255,
+      weights7: "mixed",
+      seed: 57,
+    }),
+    gemmCase("fc 7-bit 7x1024 -> 1000", 7, 1024, 1000, 58, false, "mixed"),
+    gemmCase("fc 7-bit float logits 3x64 -> 10", 3, 64, 10, 59, true, "mixed"),
+    gemmCase("fc 7-bit float logits 1x17 -> 3", 1, 17, 3, 60, true, "mixed"),
+    gemmCase("fc 7-bit, +64 and -64 in one channel (int16 path)", 2, 40, 9, 61, false, "both"),
     // FC / GEMM
     gemmCase("fc 1x256 -> 10", 1, 256, 10, 30),
     gemmCase("fc 5x33 -> 9", 5, 33, 9, 31),
@@ -472,6 +583,7 @@ export function generatedCases(): ConformanceCase[] {
       stride,
       depthwise,
       padding,
+      ...(i % 2 ? { weights7: "mixed" as const } : {}),
       seed: 100 + i,
     }));
   }

@@ -26,14 +26,19 @@ Deno.test("kernels.wasm has zero imports and exports its memory and kernels", as
   assert.deepEqual(names, [
     "depthwise",
     "gemmF32",
+    "gemmS7",
+    "gemmS7F32",
     "gemmU8",
     "globalAvgPool",
     "heapBase",
     "memory",
     "packDepthwiseWeightsI8",
     "packGemmWeightsI8",
+    "packGemmWeightsS7",
     "packIm2col",
+    "packIm2colS8",
     "packRows",
+    "packRowsS8",
     "requantize",
   ]);
 });

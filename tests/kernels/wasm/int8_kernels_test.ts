@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { createGemmPlan } from "../../../kernels/int8/gemm.ts";
 import { createWasmInt8Kernels } from "../../../kernels/wasm/int8_kernels.ts";
+import { packGemm } from "../../../kernels/wasm/int8_layers.ts";
 import { loadInt8Wasm } from "../../../kernels/wasm/int8_wasm.ts";
 import { generatedCases, runConformance } from "../int8/conformance.ts";
 
@@ -15,4 +17,32 @@ Deno.test("wasm int8 kernels free their scratch: memory stays flat over repeated
   for (let i = 0; i < 5; i++) for (const c of cases) c.run(kernels);
   assert.equal(wasm.used, used);
   assert.equal(wasm.memory.buffer.byteLength, pages);
+});
+
+Deno.test("wasm GEMM layers take the 7-bit relaxed-dot path exactly when every channel fits", async () => {
+  const wasm = await loadInt8Wasm();
+  const n = 6;
+  const k = 10;
+  const plan = (weights: Int8Array) =>
+    createGemmPlan([4, k], {
+      weights,
+      outChannels: n,
+      weightScales: new Float32Array(n).fill(0.01),
+      bias: new Int32Array(n),
+      inScale: 0.02,
+      inZeroPoint: 3,
+      outScale: 0.1,
+      outZeroPoint: 5,
+      output: "uint8",
+    });
+  const w = new Int8Array(n * k).map((_, i) => (i * 37) % 127 - 63);
+  w[0] = 64; // channel 0: +64 only (sign flipped)
+  w[k + 3] = -64; // channel 1: -64 only
+  assert.equal(packGemm(wasm, plan(w)).path, "s7");
+  const both = w.slice();
+  both[5] = -64; // channel 0 now holds +64 and -64
+  assert.equal(packGemm(wasm, plan(both)).path, "i16");
+  const wide = w.slice();
+  wide[7] = 65; // outside the 7-bit range
+  assert.equal(packGemm(wasm, plan(wide)).path, "i16");
 });
