@@ -12,6 +12,7 @@ import {
   startScheduler,
   workersEnabled,
 } from "./runtime/scheduler_setup.ts";
+import { LogSink } from "./runtime/log_sink.ts";
 import { DrainState, shutdownOnSignals } from "./runtime/shutdown.ts";
 
 export interface Config {
@@ -48,7 +49,11 @@ function positiveInt(name: string, raw: string): number {
 
 if (import.meta.main) {
   const config = readConfig();
-  const log = (line: string) => console.log(line);
+  // One JSON line per request: buffered and written asynchronously (console.log would block the
+  // event loop on every line); flushed before every exit below.
+  const sink = new LogSink();
+  const log = sink.log;
+  const exit = (code: number) => void sink.close().finally(() => Deno.exit(code));
   // Inference runs in module workers behind the scheduler (WORKERS=0: in this thread); then the
   // registry only verifies the files and hands their bytes to the workers.
   const useWorkers = workersEnabled();
@@ -90,6 +95,7 @@ if (import.meta.main) {
   });
   shutdownOnSignals(() => server, {
     log,
+    exit,
     drain,
     closers: [
       async () => await scheduler?.close(),
@@ -134,7 +140,7 @@ if (import.meta.main) {
         msg: "models failed to load",
         error: err instanceof Error ? err.message : String(err),
       }));
-      Deno.exit(1);
+      exit(1);
     },
   );
 }

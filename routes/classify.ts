@@ -92,7 +92,7 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
     async function classifyParams(c, next) {
       c.set("arrival", requestArrival(c));
       const q = c.req.query();
-      const params = parseParams(registry, withoutAuto(q));
+      const params = parseParamsCached(registry, c.req.url, q);
       params.deadlineAt = readDeadline(c);
       if (q.alpha === "auto" || q.beta === "auto") {
         Object.assign(params, resolveAuto(opts.auto, q, params));
@@ -164,7 +164,10 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
           input: pre.tensor,
           shape: pre.shape,
           ...(deadlineAt === undefined ? {} : { deadlineAt }),
-          signal: c.req.raw.signal,
+          // No `signal: c.req.raw.signal`: with Deno.serve's (legacy) behaviour, a request whose
+          // signal was read has it aborted after every successful answer, which builds a
+          // DOMException per request (~15 us of the event loop). A request's deadline, not its
+          // connection, bounds how long it may wait in the queue.
         });
       } catch (e) {
         throw schedulerProblem(e) ?? e;
@@ -234,6 +237,32 @@ function parseParams(registry: ModelRegistry, q: Record<string, string>): Classi
   if (invert === "auto" && variant.manifest.preprocessing.polarity === "natural") invert = false;
   return { variant, resolution, beta, topk, backend, invert, deadlineAt: undefined };
 }
+
+/**
+ * {@link parseParams} remembered per query string: clients send the same few queries again and
+ * again, and validating one costs ~15 us of the event loop. Only valid queries are kept (a refusal
+ * is thrown each time); the copy returned may be changed by the caller. Not used for `auto`
+ * queries, whose variant depends on the live queue. Bounded: cleared when full.
+ */
+function parseParamsCached(
+  registry: ModelRegistry,
+  url: string,
+  q: Record<string, string>,
+): ClassifyParams {
+  if (q.alpha === "auto" || q.beta === "auto") return parseParams(registry, withoutAuto(q));
+  const search = url.slice(url.indexOf("?") + 1 || url.length);
+  let cache = PARAMS.get(registry);
+  if (!cache) PARAMS.set(registry, cache = new Map());
+  const hit = cache.get(search);
+  if (hit) return { ...hit };
+  const params = parseParams(registry, q);
+  if (cache.size >= PARAMS_CACHE_SIZE) cache.clear();
+  cache.set(search, { ...params });
+  return params;
+}
+
+const PARAMS_CACHE_SIZE = 256;
+const PARAMS = new WeakMap<ModelRegistry, Map<string, ClassifyParams>>();
 
 /** One schema per registry: building it costs ~1 ms, parsing with it ~10 us. */
 const SCHEMAS = new WeakMap<ModelRegistry, ReturnType<typeof classifyQuerySchema>>();

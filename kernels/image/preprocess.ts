@@ -183,6 +183,13 @@ function borderMean(
 function toChannels(rgba: Uint8Array, n: number, nc: 1 | 3): Uint8Array {
   const out = new Uint8Array(n * nc);
   for (let i = 0, s = 0; i < n; i++, s += 4) {
+    if (rgba[s + 3] === 255) {
+      // Opaque (nearly every upload): c a + 255 (1 - a) is c, as below, without the arithmetic.
+      const r = rgba[s]!, g = rgba[s + 1]!, b = rgba[s + 2]!;
+      if (nc === 1) out[i] = Math.round(BT601[0] * r + BT601[1] * g + BT601[2] * b);
+      else out[3 * i] = r, out[3 * i + 1] = g, out[3 * i + 2] = b;
+      continue;
+    }
     const a = rgba[s + 3]! / 255, white = 255 * (1 - a);
     const r = rgba[s]! * a + white, g = rgba[s + 1]! * a + white, b = rgba[s + 2]! * a + white;
     if (nc === 1) out[i] = Math.round(BT601[0] * r + BT601[1] * g + BT601[2] * b);

@@ -78,7 +78,7 @@ export function resizeArea(
   out?: Float32Array,
 ): Float32Array {
   checkLength("channel", channels);
-  const px = createAreaPlan(srcWidth, dstWidth), py = createAreaPlan(srcHeight, dstHeight);
+  const px = cachedPlan(srcWidth, dstWidth), py = cachedPlan(srcHeight, dstHeight);
   if (src.length !== srcWidth * srcHeight * channels) {
     throw new TypeError(
       `Cannot resize as the source has ${src.length} samples, not ` +
@@ -93,6 +93,12 @@ export function resizeArea(
     );
   }
   const result = out ?? new Float32Array(dstSize);
+  if (srcWidth === dstWidth && srcHeight === dstHeight) {
+    // Same size: every weight is exactly 1, so both passes copy; the general path gives these
+    // very values (a 28x28 upload to a 28x28 model, the common case, costs a copy).
+    result.set(src);
+    return result;
+  }
   // Horizontal pass: srcHeight rows of dstWidth pixels, kept in float64 for the second pass.
   // Scalar accumulators per channel count (1 gray, 3 RGB, 4 RGBA) keep the hot loop free of
   // array stores: ~4x faster than one generic loop over an accumulator array.
@@ -140,6 +146,24 @@ export function resizeArea(
   }
   return result;
 }
+
+/**
+ * Plans by (source, destination) length: a service resizes to a handful of resolutions from a
+ * handful of upload sizes, and planning costs more than resizing a small image. Plans are only
+ * read. Bounded: cleared when full.
+ */
+function cachedPlan(srcLength: number, dstLength: number): AreaPlan {
+  if (!(srcLength < 65536 && dstLength < 65536)) return createAreaPlan(srcLength, dstLength);
+  const key = srcLength * 65536 + dstLength;
+  let plan = PLANS.get(key);
+  if (!plan) {
+    plan = createAreaPlan(srcLength, dstLength);
+    if (PLANS.size >= 256) PLANS.clear();
+    PLANS.set(key, plan);
+  }
+  return plan;
+}
+const PLANS = new Map<number, AreaPlan>();
 
 function checkLength(what: string, n: number): void {
   if (!Number.isInteger(n) || n < 1) {
