@@ -29,11 +29,19 @@ import {
 
 export const EDGE_BACKEND = "kernels-wasm";
 
+type Bytes = ArrayBuffer | Uint8Array;
+/** One model file as a bundle hands it over: bytes, or a loader run when the models load. */
+export type ModelBytes = Bytes | (() => Bytes | Promise<Bytes>);
+
 export interface EdgeModelSource {
   /** `manifest.json`, parsed. */
   manifest: unknown;
-  /** The ONNX files by their manifest `file` name. */
-  files: Record<string, ArrayBuffer | Uint8Array>;
+  /**
+   * The ONNX files by their manifest `file` name: the bytes, or a function that gives them when the
+   * models load (on the first request), e.g. unpacking a compact copy (`edge/model_pack.ts`) or
+   * reading a static asset. Either way the bytes are checked against the manifest.
+   */
+  files: Record<string, ModelBytes>;
   /** `kernels/wasm/kernels.wasm`, compiled by the platform (imported as a module). */
   kernels: WebAssembly.Module;
   /** Where the files came from, for messages (the manifest's directory in the bundle). */
@@ -160,15 +168,25 @@ export class EdgeRegistry {
     return { logits, queueMs: 0, inferenceMs: performance.now() - t0 };
   }
 
-  #verify(m: ManifestModel): Promise<LoadedModel> {
-    const raw = this.#source.files[m.file];
-    if (raw === undefined) {
+  async #verify(m: ManifestModel): Promise<LoadedModel> {
+    const file = this.#source.files[m.file];
+    if (file === undefined) {
       throw new RangeError(
         `Cannot load model ${m.id} as ${m.file} is not in the bundle: bundled are ${
           Object.keys(this.#source.files).join(", ") || "none"
         }`,
       );
     }
-    return verifyModel(m, raw instanceof Uint8Array ? raw : new Uint8Array(raw));
+    let raw: Bytes;
+    try {
+      raw = typeof file === "function" ? await file() : file;
+    } catch (e) {
+      throw new RangeError(
+        `Cannot load model ${m.id} as ${m.file} cannot be read from the bundle: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    }
+    return await verifyModel(m, raw instanceof Uint8Array ? raw : new Uint8Array(raw));
   }
 }

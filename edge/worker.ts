@@ -15,10 +15,50 @@ import { servedCostDefaults } from "../routes/models.ts";
 import { problemResponse } from "../routes/problem.ts";
 import type { ModelRegistry } from "../runtime/registry.ts";
 import { type EdgeModelSource, EdgeRegistry } from "./edge_registry.ts";
+import { unpackModel } from "./model_pack.ts";
 import { Hono } from "hono";
 
 /** A class type's public members only (`keyof` omits private fields), as a structural type. */
 type PublicMembers<T> = { [K in keyof T]: T[K] };
+
+/**
+ * A model bundled in its compact form (`edge/model_pack.ts`, a Data module): unpacked when the
+ * models load, so an isolate that never serves a request never pays for it.
+ */
+export function packed(bytes: ArrayBuffer): () => Uint8Array {
+  return () => unpackModel(new Uint8Array(bytes));
+}
+
+/** The part of a Workers static-assets binding (`[assets] binding`) the models need. */
+export interface AssetsBinding {
+  fetch(request: Request | string): Promise<Response>;
+}
+
+/**
+ * A model kept outside the script, as a static asset in its compact form (`build:workers
+ * --models=assets`): read through the assets binding and unpacked when the models load.
+ * `assets()` gives the binding of the request that loads them.
+ */
+export function packedAsset(
+  assets: () => AssetsBinding | undefined,
+  path: string,
+): () => Promise<Uint8Array> {
+  return async () => {
+    const binding = assets();
+    if (!binding) {
+      throw new TypeError(
+        `the Worker has no ASSETS binding to read ${path} from: wrangler.toml must declare [assets]`,
+      );
+    }
+    // The host is never contacted: the binding serves the uploaded assets by path.
+    const res = await binding.fetch(new Request(new URL(path, "https://assets.invalid/")));
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new RangeError(`the static asset ${path} answered ${res.status}`);
+    }
+    return unpackModel(new Uint8Array(await res.arrayBuffer()));
+  };
+}
 
 export interface WorkerHandler {
   fetch(request: Request): Promise<Response>;
