@@ -31,7 +31,8 @@
 const MAGIC = [0x4d, 0x4e, 0x50, 0x4b, 0x01]; // "MNPK" version 1
 const SCALE_BITS = 14;
 const M = 1 << SCALE_BITS;
-const RANS_L = 1 << 23;
+/** The state stays in [2^22, 2^30): small integers for V8 in the decoder's loop. */
+const RANS_L = 1 << 22;
 /** Smaller int8 tensors (weight zero points, the first convolution) are left to gzip. */
 const MIN_RANS = 4096;
 /** ONNX TensorProto data types stored as planes: float32 (1), int32 (6). */
@@ -206,23 +207,32 @@ function ransDecode(
   out: Uint8Array,
 ): void {
   const cum = cumulative(f);
-  const lut = new Uint8Array(M);
-  for (let s = 0; s < 256; s++) lut.fill(s, cum[s]!, cum[s + 1]!);
+  // Per slot: the symbol, its frequency and slot - cumulative frequency (one lookup each).
+  const sym = new Uint8Array(M);
+  const freq = new Uint16Array(M);
+  const bias = new Uint16Array(M);
+  for (let s = 0; s < 256; s++) {
+    for (let k = cum[s]!; k < cum[s + 1]!; k++) {
+      sym[k] = s;
+      freq[k] = f[s]!;
+      bias[k] = k - cum[s]!;
+    }
+  }
   if (stream.length < 4) throw new RangeError("an rANS stream is shorter than its state");
-  let x = ((stream[0]! << 24) >>> 0) + (stream[1]! << 16) + (stream[2]! << 8) + stream[3]!;
+  let x = (stream[0]! << 24) | (stream[1]! << 16) | (stream[2]! << 8) | stream[3]!;
   let p = 4;
+  const n = stream.length;
   const mask = M - 1;
   for (let i = 0; i < out.length; i++) {
     const slot = x & mask;
-    const s = lut[slot]!;
-    x = f[s]! * (x >>> SCALE_BITS) + slot - cum[s]!;
+    out[i] = sym[slot]! ^ 0x80; // symbol = value + 128, as a byte
+    x = freq[slot]! * (x >>> SCALE_BITS) + bias[slot]!;
     while (x < RANS_L) {
-      if (p >= stream.length) throw new RangeError("an rANS stream ends early");
+      if (p >= n) throw new RangeError("an rANS stream ends early");
       x = (x << 8) | stream[p++]!;
     }
-    out[i] = (s - 128) & 0xff;
   }
-  if (x !== RANS_L || p !== stream.length) {
+  if (x !== RANS_L || p !== n) {
     throw new RangeError("an rANS stream does not end where it should (corrupt pack)");
   }
 }
