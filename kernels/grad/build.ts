@@ -1,7 +1,8 @@
 /**
  * Builds kernels/grad/grad.wasm from kernels/grad/assembly/grad.ts (AssemblyScript, pinned in
  * deno.json as `assemblyscript/asc`): -O3, stub runtime (TypeScript owns the memory), SIMD, no
- * assertions, `--use abort=` for zero imports.
+ * assertions, `--use abort=` so that the only import is the memory (`--importMemory`: the kernels
+ * run on tfjs's wasm heap, see grad_wasm.ts `GradOnHeap`).
  *
  * `deno run -A kernels/grad/build.ts` writes the file; `buildGradWasm()` returns the bytes (the
  * test compares them with the committed module).
@@ -19,6 +20,7 @@ export const ASC_FLAGS = [
   "--noAssert",
   "--use",
   "abort=",
+  "--importMemory",
 ] as const;
 
 /** Compiles the kernels and returns the .wasm bytes. */

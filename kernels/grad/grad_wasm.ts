@@ -8,7 +8,7 @@
  */
 import type { ConvGeometry } from "./conv_geometry.ts";
 
-interface GradExports {
+export interface GradExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
   dwBackpropFilter(
@@ -89,18 +89,85 @@ interface GradExports {
   ): void;
 }
 
-let instance: GradExports | undefined;
+let compiled: WebAssembly.Module | undefined;
 
-function mod(): GradExports {
-  if (!instance) {
+/** The compiled module; its one import is the memory it runs on (`env.memory`). */
+function gradModule(): WebAssembly.Module {
+  if (!compiled) {
     const bytes = Deno.readFileSync(new URL("./grad.wasm", import.meta.url));
     const m = new WebAssembly.Module(bytes);
-    if (WebAssembly.Module.imports(m).length !== 0) {
-      throw new TypeError("Cannot load grad.wasm as it must have zero imports");
+    const imports = WebAssembly.Module.imports(m);
+    if (imports.length !== 1 || imports[0]!.kind !== "memory") {
+      throw new TypeError("Cannot load grad.wasm as its only import must be its memory");
     }
-    instance = new WebAssembly.Instance(m, {}).exports as unknown as GradExports;
+    compiled = m;
   }
+  return compiled;
+}
+
+function instantiate(memory: WebAssembly.Memory): GradExports {
+  const m = gradModule();
+  const { module, name } = WebAssembly.Module.imports(m)[0]!;
+  const ex = new WebAssembly.Instance(m, { [module]: { [name]: memory } }).exports;
+  return { ...(ex as unknown as GradExports), memory };
+}
+
+let instance: GradExports | undefined;
+
+/** The copy-in/copy-out instance on a memory of its own (plain typed arrays, any backend). */
+function mod(): GradExports {
+  if (!instance) instance = instantiate(new WebAssembly.Memory({ initial: 1 }));
   return instance;
+}
+
+/**
+ * grad.wasm instantiated on another module's memory (tfjs's wasm backend heap), so the kernels
+ * read and write tensors where they live: no copies in or out. Scratch space comes from that
+ * module's `malloc` once and is reused (grown when a larger layer needs more).
+ */
+export class GradOnHeap {
+  readonly k: GradExports;
+  #malloc: (bytes: number) => number;
+  #free: (ptr: number) => void;
+  #raw = 0;
+  #ptr = 0;
+  #cap = 0;
+
+  constructor(
+    memory: WebAssembly.Memory,
+    malloc: (bytes: number) => number,
+    free: (ptr: number) => void,
+  ) {
+    this.k = instantiate(memory);
+    this.#malloc = malloc;
+    this.#free = free;
+  }
+
+  /** A 16-byte aligned scratch region of at least `bytes` bytes, valid until the next call. */
+  scratch(bytes: number): number {
+    if (bytes > this.#cap) {
+      if (this.#raw) this.#free(this.#raw);
+      const cap = Math.max(bytes, this.#cap * 2, 1 << 16);
+      const raw = this.#malloc(cap + 16) >>> 0;
+      if (!raw) throw new RangeError(`Cannot allocate ${cap} bytes of gradient kernel scratch`);
+      this.#raw = raw;
+      this.#ptr = (raw + 15) & ~15;
+      this.#cap = cap;
+    }
+    return this.#ptr;
+  }
+
+  /** Offsets of consecutive 16-byte aligned scratch regions of the given byte sizes. */
+  regions(sizes: number[]): number[] {
+    let total = 0;
+    for (const s of sizes) total += (s + 15) & ~15;
+    let p = this.scratch(total);
+    return sizes.map((s) => {
+      const at = p;
+      p += (s + 15) & ~15;
+      return at;
+    });
+  }
 }
 
 /** Lays out regions of the given byte sizes (16-byte aligned), growing memory; returns offsets. */

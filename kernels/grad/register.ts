@@ -21,15 +21,65 @@ import {
 } from "./composed.ts";
 import { conv2dBackpropFilter } from "./conv2d_backprop_filter.ts";
 import { geometryOf } from "./conv_geometry.ts";
-import { dwBackpropFilterWasm, dwBackpropInputWasm, pwBackpropFilterWasm } from "./grad_wasm.ts";
+import {
+  dwBackpropFilterWasm,
+  dwBackpropInputWasm,
+  GradOnHeap,
+  pwBackpropFilterWasm,
+} from "./grad_wasm.ts";
 
 interface HeapBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+  getMemoryOffset?(dataId: tf.DataId): number;
+  wasm?: {
+    asm?: { memory?: unknown };
+    _malloc?: (bytes: number) => number;
+    _free?: (ptr: number) => void;
+  };
 }
 
 function isHeap(b: unknown): b is HeapBackend {
   return typeof (b as HeapBackend).typedArrayFromHeap === "function";
+}
+
+/** The wasm backend's heap with grad.wasm instantiated on it, plus tensor pointers. */
+export interface OnHeap {
+  g: GradOnHeap;
+  /** Byte offset of a tensor's data in the heap. */
+  ptr(t: tf.TensorInfo): number;
+  /** A new float32 output tensor on the heap. */
+  out(shape: number[]): tf.TensorInfo;
+}
+
+const heaps = new WeakMap<object, OnHeap | null>();
+
+/**
+ * grad.wasm on the backend's own memory when the backend is tfjs's wasm backend (its heap, malloc
+ * and free reachable), else undefined (callers copy through the standalone instance).
+ */
+export function onHeap(backend: unknown): OnHeap | undefined {
+  if (!isHeap(backend)) return undefined;
+  const known = heaps.get(backend);
+  if (known !== undefined) return known ?? undefined;
+  const w = backend.wasm;
+  const mem = w?.asm?.memory;
+  let h: OnHeap | null = null;
+  if (
+    mem instanceof WebAssembly.Memory && typeof w?._malloc === "function" &&
+    typeof w._free === "function" && typeof backend.getMemoryOffset === "function"
+  ) {
+    const malloc = w._malloc.bind(w);
+    const free = w._free.bind(w);
+    const b = backend;
+    h = {
+      g: new GradOnHeap(mem, malloc, free),
+      ptr: (t) => b.getMemoryOffset!(t.dataId),
+      out: (shape) => b.makeOutput(shape, "float32"),
+    };
+  }
+  heaps.set(backend, h);
+  return h ?? undefined;
 }
 
 /** Runs `fill(inputs..., out)` on the backend's memory and returns the output tensor info. */
@@ -76,6 +126,14 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
     const ci = convInfo(x.shape, fs, a, false);
     if (isPointwise(ci)) {
       const m = x.size / fs[2];
+      const h = onHeap(backend);
+      if (h) {
+        const out = h.out(fs);
+        const total = fs[2] * fs[3];
+        const [acc, tmp] = h.g.regions([total * 8, total * 4]);
+        h.g.k.pwBackpropFilter(h.ptr(x), h.ptr(dy), h.ptr(out), acc!, tmp!, m, fs[2], fs[3]);
+        return out;
+      }
       return direct(
         backend,
         fs,
@@ -106,6 +164,31 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
       );
     }
     const g = geometryOf(convInfo(x.shape, fs, a, true));
+    const h = onHeap(backend);
+    if (h) {
+      const out = h.out(fs);
+      const [acc, tmp] = h.g.regions([g.kh * g.kw * g.cin * 8, g.cin * 4]);
+      h.g.k.dwBackpropFilter(
+        h.ptr(x),
+        h.ptr(dy),
+        h.ptr(out),
+        acc!,
+        tmp!,
+        g.n,
+        g.h,
+        g.w,
+        g.cin,
+        g.oh,
+        g.ow,
+        g.kh,
+        g.kw,
+        g.sh,
+        g.sw,
+        g.pt,
+        g.pl,
+      );
+      return out;
+    }
     return direct(
       backend,
       fs,
@@ -127,6 +210,28 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
       );
     }
     const g = geometryOf(convInfo(xs, filter.shape, a, true));
+    const h = onHeap(backend);
+    if (h) {
+      const out = h.out(xs);
+      h.g.k.dwBackpropInput(
+        h.ptr(dy),
+        h.ptr(filter),
+        h.ptr(out),
+        g.n,
+        g.h,
+        g.w,
+        g.cin,
+        g.oh,
+        g.ow,
+        g.kh,
+        g.kw,
+        g.sh,
+        g.sw,
+        g.pt,
+        g.pl,
+      );
+      return out;
+    }
     return direct(
       backend,
       xs,

@@ -233,13 +233,16 @@ Deno.test("fused batch norm + relu/relu6/none (grad.wasm) matches the tfjs formu
   }
 });
 
-Deno.test("grad.wasm rebuilds byte for byte from its AssemblyScript source and has zero imports", async () => {
+Deno.test("grad.wasm rebuilds byte for byte from its AssemblyScript source and imports only its memory", async () => {
   const built = await buildGradWasm();
   const committed = await Deno.readFile(
     new URL("../../../kernels/grad/grad.wasm", import.meta.url),
   );
   assert.deepEqual(built, committed);
-  assert.equal(WebAssembly.Module.imports(new WebAssembly.Module(committed)).length, 0);
+  // The one import is the memory it runs on (tfjs's wasm heap in training, no copies).
+  assert.deepEqual(WebAssembly.Module.imports(new WebAssembly.Module(committed)), [
+    { module: "env", name: "memory", kind: "memory" },
+  ]);
 });
 
 Deno.test("pointwise backprop filter (grad.wasm) matches tfjs's cpu backend to 1e-5", async () => {
@@ -263,5 +266,84 @@ Deno.test("pointwise backprop filter (grad.wasm) matches tfjs's cpu backend to 1
     pwBackpropFilterWasm(x, dy, n! * h! * h!, cin!, cout!, out);
     assertClose(out, ref.dataSync(), `[${xShape}] -> ${cout}`);
     tf.dispose([xt, dyt, ref]);
+  }
+});
+
+Deno.test("on the wasm heap (grad.wasm on tfjs's memory, no copies) the own kernels match the cpu backend to 1e-5", async () => {
+  const rng = new Rng(8);
+  const run = async (backend: string, f: () => tf.Tensor[]): Promise<Float32Array[]> => {
+    await tf.setBackend(backend);
+    if (backend === "wasm") registerOwnGradKernels("wasm");
+    return tf.tidy(() => f().map((t) => t.dataSync() as Float32Array));
+  };
+  const both = async (what: string, f: () => tf.Tensor[]) => {
+    const ref = await run("cpu", f);
+    const got = await run("wasm", f);
+    ref.forEach((r, i) => assertClose(got[i]!, r, `${what} output ${i}`));
+  };
+  for (const c of DW_CASES) {
+    const fs: [number, number, number, number] = [c.k, c.k, c.x[3], 1];
+    const attrs = { strides: c.stride, pad: c.pad, dilations: 1, filterShape: fs, inputShape: c.x };
+    const ci = convInfo(c.x, fs, attrs, true);
+    const x = rand(c.x.reduce((a, b) => a * b), rng);
+    const dy = rand(c.x[0] * ci.outHeight * ci.outWidth * c.x[3], rng);
+    const w = rand(fs.reduce((a, b) => a * b), rng);
+    await both(`depthwise ${c.name}`, () => {
+      const dyt = tf.tensor4d(dy, [c.x[0], ci.outHeight, ci.outWidth, c.x[3]]);
+      return [
+        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, {
+          x: tf.tensor4d(x, c.x),
+          dy: dyt,
+        }, attrs) as tf.Tensor,
+        tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, {
+          dy: dyt,
+          filter: tf.tensor4d(w, fs),
+        }, attrs) as tf.Tensor,
+      ];
+    });
+  }
+  for (const [n, h, cin, cout] of [[2, 4, 8, 16], [3, 5, 6, 21], [8, 16, 32, 64]]) {
+    const xs: [number, number, number, number] = [n!, h!, h!, cin!];
+    const fs: [number, number, number, number] = [1, 1, cin!, cout!];
+    const x = rand(n! * h! * h! * cin!, rng);
+    const dy = rand(n! * h! * h! * cout!, rng);
+    const w = rand(cin! * cout!, rng);
+    await both(`pointwise [${xs}] -> ${cout}`, () => {
+      const dyt = tf.tensor4d(dy, [n!, h!, h!, cout!]);
+      const attrs = { strides: 1, pad: "same", dataFormat: "NHWC" };
+      return [
+        tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: tf.tensor4d(x, xs), dy: dyt }, {
+          ...attrs,
+          filterShape: fs,
+        }) as tf.Tensor,
+        tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: dyt, filter: tf.tensor4d(w, fs) }, {
+          ...attrs,
+          inputShape: xs,
+        }) as tf.Tensor,
+      ];
+    });
+  }
+  for (
+    const shape of [[4, 5, 6, 7], [6, 2, 2, 132], [8, 16, 16, 8]] as [
+      number,
+      number,
+      number,
+      number,
+    ][]
+  ) {
+    const size = shape.reduce((a, b) => a * b);
+    const c = shape[3];
+    const x = Float32Array.from({ length: size }, () => rng.normal() * 3 + 2);
+    const gamma = Float32Array.from({ length: c }, () => rng.uniform(0.5, 2));
+    const beta = Float32Array.from({ length: c }, () => rng.normal());
+    const r = Float32Array.from({ length: size }, () => rng.normal());
+    for (const act of ["none", "relu", "relu6"] as const) {
+      await both(`batch norm + ${act} [${shape}]`, () => {
+        const args = [tf.tensor4d(x, shape), tf.tensor1d(gamma), tf.tensor1d(beta)];
+        const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(bnActTrain(a, g, b, act, 1e-3), tf.tensor4d(r, shape)));
+        return [bnActTrain(args[0]!, args[1]!, args[2]!, act, 1e-3), ...tf.grads(f)(args)];
+      });
+    }
   }
 });
