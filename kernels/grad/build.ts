@@ -17,6 +17,8 @@ export const ASC_FLAGS = [
   "stub",
   "--enable",
   "simd",
+  "--enable",
+  "relaxed-simd",
   "--noAssert",
   "--use",
   "abort=",
