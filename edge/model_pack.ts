@@ -254,21 +254,39 @@ function fromPlanes(p: Uint8Array, out: Uint8Array): void {
 }
 
 /**
- * What a file's int8 weights cost at best: their bytes, and the order-0 entropy of each coded
- * tensor (the size no coder of independent symbols with one distribution per tensor can beat),
- * in bytes. For the size report (`deno task build:workers`).
+ * What a file's int8 weights cost at best, for the size report (`deno task size:workers`): their
+ * bytes; the order-0 entropy of each coded tensor (the size no coder of independent values with one
+ * distribution per tensor can beat); and, to show what modelling neighbours could add, the
+ * empirical entropy of each value given its predecessor's magnitude (8 buckets of |previous| / 4,
+ * a distribution per bucket and tensor, the tables' own cost left out, so optimistic). In bytes.
  */
-export function int8Floor(onnx: Uint8Array): { bytes: number; entropy: number } {
+export function int8Floor(onnx: Uint8Array): { bytes: number; entropy: number; context: number } {
   let bytes = 0;
   let bits = 0;
+  let ctxBits = 0;
+  const entropy = (counts: Uint32Array) => {
+    let n = 0;
+    for (const c of counts) n += c;
+    let b = 0;
+    for (const c of counts) if (c > 0) b -= c * Math.log2(c / n);
+    return b;
+  };
   for (const s of findSegments(onnx)) {
     if (s.kind !== 0) continue;
+    const data = new Int8Array(onnx.buffer, onnx.byteOffset + s.offset, s.length);
     const counts = new Uint32Array(256);
-    for (const v of onnx.subarray(s.offset, s.offset + s.length)) counts[v]!++;
-    for (const c of counts) if (c > 0) bits -= c * Math.log2(c / s.length);
+    const byCtx = Array.from({ length: 8 }, () => new Uint32Array(256));
+    let prev = 0;
+    for (const v of data) {
+      counts[v & 0xff]!++;
+      byCtx[Math.min(7, Math.abs(prev) >> 2)]![v & 0xff]!++;
+      prev = v;
+    }
+    bits += entropy(counts);
+    for (const c of byCtx) ctxBits += entropy(c);
     bytes += s.length;
   }
-  return { bytes, entropy: Math.ceil(bits / 8) };
+  return { bytes, entropy: Math.ceil(bits / 8), context: Math.ceil(ctxBits / 8) };
 }
 
 /** True when `bytes` start like a pack (rather than an ONNX file). */
