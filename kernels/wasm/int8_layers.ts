@@ -8,7 +8,7 @@
 import { type Conv2dPlan, type Padding, resolvePadding } from "../int8/conv2d.ts";
 import type { GemmPlan } from "../int8/gemm.ts";
 import type { GlobalAvgPoolPlan } from "../int8/global_avg_pool.ts";
-import { type Int8Wasm, type PackedS7, roundUp } from "./int8_wasm.ts";
+import { type Int8Wasm, type PackedS7, roundUp, SLACK } from "./int8_wasm.ts";
 
 /** The weights as Int8Array when they are int8 with all zero points 0 (packed in wasm). */
 function symmetricInt8(w: Int8Array | Uint8Array, zp: Int32Array): Int8Array | undefined {
@@ -37,6 +37,22 @@ export interface PackedConv {
   /** Scratch bytes `run` needs for a batch of n images of h x w. */
   scratchBytes(n: number, h: number, w: number): number;
   run(inPtr: number, outPtr: number, n: number, h: number, w: number, scratch: number): void;
+  /**
+   * `run` for one input size, with the geometry resolved once: the engine binds each layer per
+   * resolution so that a request pays no per-layer planning in JavaScript.
+   */
+  prepare(h: number, w: number): ConvRunner;
+}
+
+/** A convolution bound to one input size: `(inPtr, outPtr, n, scratch)`. */
+export type ConvRunner = (inPtr: number, outPtr: number, n: number, scratch: number) => void;
+
+/** Adds `run` (prepare, then call) to a packed convolution. */
+function withRun(conv: Omit<PackedConv, "run">): PackedConv {
+  return {
+    ...conv,
+    run: (inPtr, outPtr, n, h, w, scratch) => conv.prepare(h, w)(inPtr, outPtr, n, scratch),
+  };
 }
 
 /**
@@ -60,6 +76,14 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
     }
     return { outH: y.out, outW: x.out, padTop: y.before, padLeft: x.before };
   };
+  /** Size of the input with its padding: every window of the output inside, the image too. */
+  const padded = (h: number, w: number) => {
+    const g = geometry(h, w);
+    return {
+      h: Math.max((g.outH - 1) * strideH + kh, g.padTop + h),
+      w: Math.max((g.outW - 1) * strideW + kw, g.padLeft + w),
+    };
+  };
 
   if (plan.groups === c && plan.groups > 1 && plan.outPerGroup === 1) {
     if (kh !== kw || strideH !== strideW) {
@@ -82,40 +106,48 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
     const biasIn = wasm.putPaddedI32(folded);
     const zrow = wasm.alloc(c + 16);
     wasm.u8(zrow, c + 16).fill(inZp);
-    return {
+    return withRun({
       kind: "depthwise",
       path: "i16",
       inChannels: c,
       outChannels: c,
       geometry,
-      scratchBytes: () => 0,
-      run(inPtr, outPtr, n, h, w) {
-        const g = geometry(h, w);
-        ex.depthwise(
-          inPtr,
-          n,
-          h,
-          w,
-          c,
-          kh,
-          strideH,
-          g.padTop,
-          g.padLeft,
-          g.outH,
-          g.outW,
-          inZp,
-          wts,
-          bias,
-          mult,
-          outZp,
-          lo,
-          hi,
-          outPtr,
-          zrow,
-          biasIn,
-        );
+      scratchBytes: (n, h, w) => {
+        const p = padded(h, w);
+        return n * p.h * p.w * c;
       },
-    };
+      prepare(h, w) {
+        // a zero-point border around the input: every window takes the interior path
+        const g = geometry(h, w);
+        const p = padded(h, w);
+        return (inPtr, outPtr, n, scratch) => {
+          ex.padInput(inPtr, n, h, w, c, g.padTop, g.padLeft, p.h, p.w, inZp, scratch);
+          ex.depthwise(
+            scratch,
+            n,
+            p.h,
+            p.w,
+            c,
+            kh,
+            strideH,
+            0,
+            0,
+            g.outH,
+            g.outW,
+            inZp,
+            wts,
+            bias,
+            mult,
+            outZp,
+            lo,
+            hi,
+            outPtr,
+            zrow,
+            biasIn,
+          );
+        };
+      },
+    });
   }
   if (plan.groups !== 1) {
     throw new RangeError(
@@ -148,43 +180,71 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
       const g = geometry(h, w);
       return n * g.outH * g.outW;
     };
-    return {
+    return withRun({
       kind,
       path: "s7",
       inChannels: c,
       outChannels: plan.outC,
       geometry,
-      scratchBytes: (n, h, w) => s7Scratch(rowsOf(n, h, w), kq),
-      run(inPtr, outPtr, n, h, w, scratch) {
+      scratchBytes(n, h, w) {
+        const rows = rowsOf(n, h, w);
+        if (direct) return s7Scratch(rows, kq);
+        const p = padded(h, w);
+        return s7Scratch(rows, kq) + roundUp(n * p.h * p.w * c + SLACK, 16);
+      },
+      prepare(h, w) {
         const g = geometry(h, w);
-        const rows = n * g.outH * g.outW;
-        const a = scratch + roundUp(rows * 4, 16);
+        const pixels = g.outH * g.outW;
         if (direct) {
-          ex.packRowsS8(inPtr, rows, c, c, a, kq, scratch);
-        } else {
-          ex.packIm2colS8(
-            inPtr,
+          return (inPtr, outPtr, n, scratch) => {
+            const rows = n * pixels;
+            const a = scratch + roundUp(rows * 4, 16);
+            ex.packRowsS8(inPtr, rows, c, c, a, kq, scratch);
+            ex.gemmS7(
+              a,
+              rows,
+              kq,
+              w7,
+              plan.outC,
+              b7,
+              scratch,
+              m7,
+              outZp,
+              lo,
+              hi,
+              outPtr,
+              plan.outC,
+            );
+          };
+        }
+        const p = padded(h, w);
+        return (inPtr, outPtr, n, scratch) => {
+          // scratch: row sums | padded input (+ slack for over-reads) | rows (written last, they
+          // overshoot by up to 15 bytes into the arena's slack)
+          const rows = n * pixels;
+          const pin = scratch + roundUp(rows * 4, 16);
+          const a = pin + roundUp(n * p.h * p.w * c + SLACK, 16);
+          ex.padInput(inPtr, n, h, w, c, g.padTop, g.padLeft, p.h, p.w, inZp, pin);
+          ex.packIm2colS8Padded(
+            pin,
             n,
-            h,
-            w,
+            p.h,
+            p.w,
             c,
             kh,
             kw,
             strideH,
             strideW,
-            g.padTop,
-            g.padLeft,
             g.outH,
             g.outW,
-            inZp,
             a,
             kq,
             scratch,
           );
-        }
-        ex.gemmS7(a, rows, kq, w7, plan.outC, b7, scratch, m7, outZp, lo, hi, outPtr, plan.outC);
+          ex.gemmS7(a, rows, kq, w7, plan.outC, b7, scratch, m7, outZp, lo, hi, outPtr, plan.outC);
+        };
       },
-    };
+    });
   }
   let reordered = plan.weights;
   if (taps > 1) {
@@ -200,7 +260,7 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
   const { ptr: wts, kp } = source && taps === 1
     ? wasm.packGemmWeightsInt8(source, plan.outC, k)
     : wasm.packGemmWeights(reordered, plan.outC, k);
-  return {
+  return withRun({
     kind,
     path: "i16",
     inChannels: c,
@@ -210,34 +270,36 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
       const g = geometry(h, w);
       return n * g.outH * g.outW * kp * 2;
     },
-    run(inPtr, outPtr, n, h, w, scratch) {
+    prepare(h, w) {
       const g = geometry(h, w);
-      const rows = n * g.outH * g.outW;
-      if (direct) {
-        ex.packRows(inPtr, rows, c, c, inZp, scratch, kp);
-      } else {
-        ex.packIm2col(
-          inPtr,
-          n,
-          h,
-          w,
-          c,
-          kh,
-          kw,
-          strideH,
-          strideW,
-          g.padTop,
-          g.padLeft,
-          g.outH,
-          g.outW,
-          inZp,
-          scratch,
-          kp,
-        );
-      }
-      ex.gemmU8(scratch, rows, kp, wts, plan.outC, bias, mult, outZp, lo, hi, outPtr, plan.outC);
+      return (inPtr, outPtr, n, scratch) => {
+        const rows = n * g.outH * g.outW;
+        if (direct) {
+          ex.packRows(inPtr, rows, c, c, inZp, scratch, kp);
+        } else {
+          ex.packIm2col(
+            inPtr,
+            n,
+            h,
+            w,
+            c,
+            kh,
+            kw,
+            strideH,
+            strideW,
+            g.padTop,
+            g.padLeft,
+            g.outH,
+            g.outW,
+            inZp,
+            scratch,
+            kp,
+          );
+        }
+        ex.gemmU8(scratch, rows, kp, wts, plan.outC, bias, mult, outZp, lo, hi, outPtr, plan.outC);
+      };
     },
-  };
+  });
 }
 
 /** Scratch of the 7-bit GEMM path: row corrections (int32, 16-byte aligned) then byte rows. */
@@ -340,6 +402,8 @@ export function packGemm(wasm: Int8Wasm, plan: GemmPlan): PackedGemm {
 /** Global average pooling with the parameters of a `GlobalAvgPoolPlan`, any size and channels. */
 export interface PackedGlobalAvgPool {
   run(inPtr: number, outPtr: number, n: number, hw: number, c: number): void;
+  /** `run` for one pixel count and channel count (multiplier computed once). */
+  prepare(hw: number, c: number): (inPtr: number, outPtr: number, n: number) => void;
 }
 
 /**
@@ -352,11 +416,11 @@ export function packGlobalAvgPool(
   scales: { inScale: number; outScale: number },
 ): PackedGlobalAvgPool {
   const ex = wasm.exports;
-  return {
-    run(inPtr, outPtr, n, hw, c) {
-      const mult = Math.fround(
-        Math.fround(scales.inScale) / Math.fround(Math.fround(scales.outScale) * hw),
-      );
+  const prepare = (hw: number, c: number) => {
+    const mult = Math.fround(
+      Math.fround(scales.inScale) / Math.fround(Math.fround(scales.outScale) * hw),
+    );
+    return (inPtr: number, outPtr: number, n: number) =>
       ex.globalAvgPool(
         inPtr,
         n,
@@ -369,6 +433,9 @@ export function packGlobalAvgPool(
         plan.hi,
         outPtr,
       );
-    },
+  };
+  return {
+    prepare,
+    run: (inPtr, outPtr, n, hw, c) => prepare(hw, c)(inPtr, outPtr, n),
   };
 }

@@ -139,6 +139,35 @@ export interface Int8WasmExports {
     kq: number,
     corr: number,
   ): void;
+  padInput(
+    src: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    padT: number,
+    padL: number,
+    ph: number,
+    pw: number,
+    zp: number,
+    dst: number,
+  ): void;
+  packIm2colS8Padded(
+    src: number,
+    n: number,
+    ph: number,
+    pw: number,
+    c: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    oh: number,
+    ow: number,
+    dst: number,
+    kq: number,
+    corr: number,
+  ): void;
   gemmS7(
     a: number,
     m: number,
@@ -202,6 +231,8 @@ const EXPORT_NAMES = [
   "packIm2colS8",
   "gemmS7",
   "gemmS7F32",
+  "padInput",
+  "packIm2colS8Padded",
 ] as const;
 
 /** Weights packed for `gemmS7` (7-bit weights on the relaxed int8 dot product). */

@@ -57,6 +57,8 @@ interface Resolution {
   readonly shape: Map<string, readonly [number, number, number]>;
   readonly scratch: number;
   readonly logits: number;
+  /** Every layer bound to this resolution's buffers and geometry: `ops[i](n)` runs layer i. */
+  readonly ops: readonly ((n: number) => void)[];
 }
 
 /** Runs an int8 QDQ MobileNet on the wasm kernels. */
@@ -282,7 +284,24 @@ export class Int8Engine {
       if (lastUse.get(r) === i) pool.push(ptr.get(r)!);
     });
     const logits = wasm.alloc(this.maxBatch * this.classes * 4);
-    const r: Resolution = { h, w, ptr, shape, scratch: wasm.alloc(scratch), logits };
+    const scratchPtr = wasm.alloc(scratch);
+    const ops = this.#layers.map((l): (n: number) => void => {
+      if (l.kind === "alias") return () => {};
+      const inPtr = ptr.get(l.input)!;
+      const [ih, iw, ic] = shape.get(l.input)!;
+      const outPtr = l.output === this.graph.outputName ? logits : ptr.get(l.output)!;
+      if (l.kind === "conv") {
+        const run = l.conv.prepare(ih, iw);
+        return (n) => run(inPtr, outPtr, n, scratchPtr);
+      }
+      if (l.kind === "gap") {
+        const run = l.gap.prepare(ih * iw, ic);
+        return (n) => run(inPtr, outPtr, n);
+      }
+      const gemm = l.gemm;
+      return (n) => gemm.run(inPtr, outPtr, n, scratchPtr);
+    });
+    const r: Resolution = { h, w, ptr, shape, scratch: scratchPtr, logits, ops };
     this.#resolutions.set(key, r);
     return r;
   }
@@ -389,27 +408,15 @@ export class Int8Engine {
   }
 
   #forward(res: Resolution, n: number, times?: number[][]): void {
-    for (let i = 0; i < this.#layers.length; i++) {
-      const l = this.#layers[i]!;
-      const t0 = times ? performance.now() : 0;
-      this.#runLayer(l, res, n);
-      if (times) times[i]!.push(performance.now() - t0);
+    const ops = res.ops;
+    if (!times) {
+      for (let i = 0; i < ops.length; i++) ops[i]!(n);
+      return;
     }
-  }
-
-  #runLayer(l: Layer, res: Resolution, n: number): void {
-    {
-      if (l.kind === "alias") return;
-      const inPtr = res.ptr.get(l.input)!;
-      const [h, w, c] = res.shape.get(l.input)!;
-      if (l.kind === "conv") {
-        l.conv.run(inPtr, res.ptr.get(l.output)!, n, h, w, res.scratch);
-      } else if (l.kind === "gap") {
-        l.gap.run(inPtr, res.ptr.get(l.output)!, n, h * w, c);
-      } else {
-        const outPtr = l.output === this.graph.outputName ? res.logits : res.ptr.get(l.output)!;
-        l.gemm.run(inPtr, outPtr, n, res.scratch);
-      }
+    for (let i = 0; i < ops.length; i++) {
+      const t0 = performance.now();
+      ops[i]!(n);
+      times[i]!.push(performance.now() - t0);
     }
   }
 }

@@ -993,3 +993,112 @@ export function gemmS7F32(
     }
   }
 }
+
+/**
+ * Copies NHWC uint8 [n, h, w, c] into [n, ph, pw, c] with the image at row padT, column padL and
+ * every other pixel set to zp: kernels then read every window without bounds checks, and the
+ * padding adds exactly (zp - zp) * w = 0.
+ */
+export function padInput(
+  src: usize,
+  n: i32,
+  h: i32,
+  w: i32,
+  c: i32,
+  padT: i32,
+  padL: i32,
+  ph: i32,
+  pw: i32,
+  zp: i32,
+  dst: usize,
+): void {
+  const rowIn = <usize> (w * c);
+  const rowOut = <usize> (pw * c);
+  const left = <usize> (padL * c);
+  const right = rowOut - left - rowIn;
+  const z = <u8> zp;
+  for (let b = 0; b < n; b++) {
+    const s = src + <usize> (b * h) * rowIn;
+    const d = dst + <usize> (b * ph) * rowOut;
+    if (padT > 0) memory.fill(d, z, <usize> padT * rowOut);
+    for (let y = 0; y < h; y++) {
+      const dr = d + <usize> (y + padT) * rowOut;
+      if (left) memory.fill(dr, z, left);
+      memory.copy(dr + left, s + <usize> y * rowIn, rowIn);
+      if (right) memory.fill(dr + left + rowIn, z, right);
+    }
+    const below = ph - padT - h;
+    if (below > 0) memory.fill(d + <usize> (padT + h) * rowOut, z, <usize> below * rowOut);
+  }
+}
+
+/**
+ * im2col for gemmS7 on a padded input (padInput): every window lies inside, so each kernel row's
+ * kw * c bytes are one contiguous copy. Rows as packIm2colS8 (x ^ 0x80, corr = -64 * row sum);
+ * the column padding (kh * kw * c .. kq) holds arbitrary bytes, which meet zero weights.
+ * dst needs 16 bytes of slack (copies overshoot by up to 15 bytes into the next row).
+ */
+export function packIm2colS8Padded(
+  src: usize,
+  n: i32,
+  ph: i32,
+  pw: i32,
+  c: i32,
+  kh: i32,
+  kw: i32,
+  sh: i32,
+  sw: i32,
+  oh: i32,
+  ow: i32,
+  dst: usize,
+  kq: i32,
+  corr: usize,
+): void {
+  const span = kw * c;
+  const kk = kh * span;
+  const rowIn = <usize> (pw * c);
+  const flip = i8x16.splat(-128);
+  const lane = i8x16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  let row: usize = 0;
+  // pass 1: copies (overlapping unaligned stores); pass 2 reads the rows back for the flip and
+  // the sums once the stores have drained (reading each row right after its stores would stall
+  // on store-to-load forwarding)
+  for (let b = 0; b < n; b++) {
+    const img = src + <usize> (b * ph) * rowIn;
+    for (let oy = 0; oy < oh; oy++) {
+      for (let ox = 0; ox < ow; ox++) {
+        const d = dst + row * <usize> kq;
+        const top = img + <usize> (oy * sh) * rowIn + <usize> (ox * sw * c);
+        let idx = 0;
+        for (let ky = 0; ky < kh; ky++) {
+          const s = top + <usize> ky * rowIn;
+          for (let i = 0; i < span; i += 16) {
+            v128.store(d + <usize> (idx + i), v128.load(s + <usize> i));
+          }
+          idx += span;
+        }
+        row++;
+      }
+    }
+  }
+  const rows = row;
+  for (row = 0; row < rows; row++) {
+    const d = dst + row * <usize> kq;
+    let acc = i32x4.splat(0);
+    for (let i = 0; i < kq; i += 16) {
+      let x = v128.load(d + <usize> i);
+      if (i + 16 > kq) {
+        // the chunk runs into the next row, which is not flipped yet: keep those bytes
+        const inRow = i8x16.gt_s(i8x16.splat(<i8> (kq - i)), lane);
+        v128.store(d + <usize> i, v128.bitselect(v128.xor(x, flip), x, inRow));
+      } else {
+        v128.store(d + <usize> i, v128.xor(x, flip));
+      }
+      if (i + 16 > kk) x = v128.and(x, i8x16.gt_s(i8x16.splat(<i8> (kk - i)), lane));
+      acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(x)));
+    }
+    const sum = i32x4.extract_lane(acc, 0) + i32x4.extract_lane(acc, 1) +
+      i32x4.extract_lane(acc, 2) + i32x4.extract_lane(acc, 3);
+    store<i32>(corr + (row << 2), -64 * sum);
+  }
+}

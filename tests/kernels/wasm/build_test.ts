@@ -37,8 +37,10 @@ Deno.test("kernels.wasm has zero imports and exports its memory and kernels", as
     "packGemmWeightsS7",
     "packIm2col",
     "packIm2colS8",
+    "packIm2colS8Padded",
     "packRows",
     "packRowsS8",
+    "padInput",
     "requantize",
   ]);
 });
