@@ -74,7 +74,7 @@ const forwardKernel: tf.KernelFunc = ({ inputs, attrs, backend }) => {
 };
 
 const backwardKernel: tf.KernelFunc = ({ inputs, attrs, backend }) => {
-  const { dy, x, y, mean, invStd, gamma } = inputs as Record<string, tf.TensorInfo>;
+  const { dy, x, mean, invStd, gamma, beta } = inputs as Record<string, tf.TensorInfo>;
   const { act } = attrs as unknown as { act: number };
   const c = x!.shape[x!.shape.length - 1]!;
   const size = x!.shape.reduce((a, b) => a * b, 1);
@@ -83,14 +83,14 @@ const backwardKernel: tf.KernelFunc = ({ inputs, attrs, backend }) => {
     const dx = h.out(x!.shape);
     const dgamma = h.out([c]);
     const dbeta = h.out([c]);
-    const [acc, tmp] = h.g.regions([c * 16, c * 12]);
+    const [acc, tmp] = h.g.regions([c * 16, c * 20]);
     h.g.k.bnBackward(
       h.ptr(dy!),
       h.ptr(x!),
-      h.ptr(y!),
       h.ptr(mean!),
       h.ptr(invStd!),
       h.ptr(gamma!),
+      h.ptr(beta!),
       h.ptr(dx),
       h.ptr(dgamma),
       h.ptr(dbeta),
@@ -105,10 +105,10 @@ const backwardKernel: tf.KernelFunc = ({ inputs, attrs, backend }) => {
   const d = bnBackwardWasm(
     values(backend, dy!),
     values(backend, x!),
-    values(backend, y!),
     values(backend, mean!),
     values(backend, invStd!),
     values(backend, gamma!),
+    values(backend, beta!),
     c,
     act,
   );
@@ -151,11 +151,12 @@ export function bnActTrain(
           { x: xt, gamma: g, beta: b },
           { act: code, eps } as unknown as tf.NamedAttrMap,
         ) as tf.Tensor[];
-        save([xt, y!, mean!, invStd!, g]);
+        // y is not saved: the backward recomputes the activation's mask from x.
+        save([xt, mean!, invStd!, g, b]);
         return {
           value: y!,
           gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-            const [sx, sy, sm, si, sg] = saved as [
+            const [sx, sm, si, sg, sb] = saved as [
               tf.Tensor,
               tf.Tensor,
               tf.Tensor,
@@ -164,7 +165,7 @@ export function bnActTrain(
             ];
             return tf.engine().runKernel(
               BN_ACT_BACKWARD,
-              { dy, x: sx, y: sy, mean: sm, invStd: si, gamma: sg },
+              { dy, x: sx, mean: sm, invStd: si, gamma: sg, beta: sb },
               { act: code } as unknown as tf.NamedAttrMap,
             ) as tf.Tensor[];
           },

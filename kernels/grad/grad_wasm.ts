@@ -74,10 +74,10 @@ export interface GradExports {
   bnBackward(
     dy: number,
     x: number,
-    y: number,
     mean: number,
     invStd: number,
     gamma: number,
+    beta: number,
     dx: number,
     dgamma: number,
     dbeta: number,
@@ -332,42 +332,45 @@ export function bnForwardWasm(
   return { y: view(py!, size), mean: view(pm!, c), invStd: view(pi!, c) };
 }
 
-/** Backward of `bnForwardWasm`; returns views into module memory, valid until the next call. */
+/**
+ * Backward of `bnForwardWasm` (the activation's mask recomputed from x, so y is not needed);
+ * returns views into module memory, valid until the next call.
+ */
 export function bnBackwardWasm(
   dy: Float32Array,
   x: Float32Array,
-  y: Float32Array,
   mean: Float32Array,
   invStd: Float32Array,
   gamma: Float32Array,
+  beta: Float32Array,
   c: number,
   act: number,
 ): { dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array } {
   const size = x.length;
   const rows = size / c;
-  if (!Number.isInteger(rows) || dy.length !== size || y.length !== size) {
+  if (!Number.isInteger(rows) || dy.length !== size || beta.length !== c) {
     throw new RangeError(
       `Cannot run batch norm backward as ${size} values do not split into rows of ${c} channels`,
     );
   }
-  const [pdy, px, py, pm, pi, pg, pdg, pdb, pa, pt] = layout([
+  const [pdy, px, pm, pi, pg, pb, pdg, pdb, pa, pt] = layout([
     size * 4,
     size * 4,
-    size * 4,
+    c * 4,
     c * 4,
     c * 4,
     c * 4,
     c * 4,
     c * 4,
     c * 16,
-    c * 12,
+    c * 20,
   ]);
   put(pdy!, dy);
   put(px!, x);
-  put(py!, y);
   put(pm!, mean);
   put(pi!, invStd);
   put(pg!, gamma);
-  mod().bnBackward(pdy!, px!, py!, pm!, pi!, pg!, pdy!, pdg!, pdb!, pa!, pt!, rows, c, act);
+  put(pb!, beta);
+  mod().bnBackward(pdy!, px!, pm!, pi!, pg!, pb!, pdy!, pdg!, pdb!, pa!, pt!, rows, c, act);
   return { dx: view(pdy!, size), dgamma: view(pdg!, c), dbeta: view(pdb!, c) };
 }

@@ -14,12 +14,20 @@ export function heapBase(): usize {
 }
 
 /**
+ * acc + a * b rounded twice (multiply, then add), as tfjs's cpu backend rounds: batch norm's
+ * pre-activation, whose sign decides the ReLU mask, so that a value within rounding of zero
+ * falls on the same side as in the cpu reference.
+ */
+function preact4(acc: v128, a: v128, b: v128): v128 {
+  return f32x4.add(acc, f32x4.mul(a, b));
+}
+
+/**
  * acc + a * b. A relaxed-SIMD multiply-add: one fused instruction where the CPU has FMA (V8 on
  * x86-64 with FMA3), else a multiply then an add; fused or not, it is the same on every call on
  * one machine, and fused rounding is only closer to the exact sum.
  */
-// @ts-ignore: decorator
-@inline function fma4(acc: v128, a: v128, b: v128): v128 {
+function fma4(acc: v128, a: v128, b: v128): v128 {
   return f32x4.relaxed_madd(a, b, acc);
 }
 
@@ -272,7 +280,7 @@ export function bnForward(
     let ch = 0;
     for (; ch + 4 <= c; ch += 4) {
       const o = <usize> ch << 2;
-      let v = fma4(v128.load(shift + o), v128.load(xp + o), v128.load(scale + o));
+      let v = preact4(v128.load(shift + o), v128.load(xp + o), v128.load(scale + o));
       if (act >= 1) v = f32x4.max(v, zero);
       if (act == 2) v = f32x4.min(v, six);
       v128.store(yp + o, v);
@@ -288,16 +296,19 @@ export function bnForward(
 }
 
 /**
- * Backward of bnForward: from dy (and y for the activation's mask), x, mean, invStd, gamma,
- * writes dx (may alias dy), dgamma and dbeta (c floats each).
+ * Backward of bnForward: from dy, x, mean, invStd, gamma and beta, writes dx (may alias dy),
+ * dgamma and dbeta (c floats each). The activation's mask comes from the pre-activation
+ * recomputed exactly as bnForward computed it (same scale, shift and instruction per lane), so the
+ * output y need not be read: y > 0 exactly when the pre-activation is, and y < 6 likewise.
+ * acc: 2c float64; tmp: 5c float32.
  */
 export function bnBackward(
   dy: usize,
   x: usize,
-  y: usize,
   mean: usize,
   invStd: usize,
   gamma: usize,
+  beta: usize,
   dx: usize,
   dgamma: usize,
   dbeta: usize,
@@ -307,9 +318,19 @@ export function bnBackward(
   c: i32,
   act: i32,
 ): void {
+  const cb = <usize> c << 2;
+  // bnForward's per-channel scale and shift, for the mask.
+  const scale = tmp + 3 * cb;
+  const shift = tmp + 4 * cb;
+  for (let ch = 0; ch < c; ch++) {
+    const o = <usize> ch << 2;
+    const sc = load<f32>(gamma + o) * load<f32>(invStd + o);
+    store<f32>(scale + o, sc);
+    store<f32>(shift + o, load<f32>(beta + o) - load<f32>(mean + o) * sc);
+  }
   // Pass 1: dbeta = sum(g), dgamma = sum(g * xhat), g = dy masked by the activation.
   const acc2 = acc + (<usize> c << 3);
-  const tmp2 = tmp + (<usize> c << 2);
+  const tmp2 = tmp + cb;
   memory.fill(acc, 0, <usize> c << 4);
   const zero = f32x4.splat(0);
   const six = f32x4.splat(6);
@@ -323,26 +344,25 @@ export function bnBackward(
       for (; ch + 4 <= c; ch += 4) {
         const o = <usize> ch << 2;
         let g = v128.load(dy + off + o);
+        const xv = v128.load(x + off + o);
         if (act >= 1) {
-          const yv = v128.load(y + off + o);
-          let m = f32x4.gt(yv, zero);
-          if (act == 2) m = v128.and(m, f32x4.lt(yv, six));
+          const v = preact4(v128.load(shift + o), xv, v128.load(scale + o));
+          let m = f32x4.gt(v, zero);
+          if (act == 2) m = v128.and(m, f32x4.lt(v, six));
           g = v128.and(g, m);
         }
-        const xh = f32x4.mul(
-          f32x4.sub(v128.load(x + off + o), v128.load(mean + o)),
-          v128.load(invStd + o),
-        );
+        const xh = f32x4.mul(f32x4.sub(xv, v128.load(mean + o)), v128.load(invStd + o));
         v128.store(tmp + o, f32x4.add(v128.load(tmp + o), g));
         v128.store(tmp2 + o, fma4(v128.load(tmp2 + o), g, xh));
       }
       for (; ch < c; ch++) {
         const o = <usize> ch << 2;
         let g = load<f32>(dy + off + o);
-        const yv = load<f32>(y + off + o);
-        if (act >= 1 && !(yv > 0)) g = 0;
-        if (act == 2 && !(yv < 6)) g = 0;
-        const xh = (load<f32>(x + off + o) - load<f32>(mean + o)) * load<f32>(invStd + o);
+        const xv = load<f32>(x + off + o);
+        const v = xv * load<f32>(scale + o) + load<f32>(shift + o);
+        if (act >= 1 && !(v > 0)) g = 0;
+        if (act == 2 && !(v < 6)) g = 0;
+        const xh = (xv - load<f32>(mean + o)) * load<f32>(invStd + o);
         store<f32>(tmp + o, load<f32>(tmp + o) + g);
         store<f32>(tmp2 + o, load<f32>(tmp2 + o) + g * xh);
       }
@@ -352,8 +372,8 @@ export function bnBackward(
   }
   // Per-channel constants: dx = k * (g - dbeta/m - xhat * dgamma/m), k = gamma * invStd.
   const kk = tmp;
-  const mb = tmp + (<usize> c << 2);
-  const mg = tmp + (<usize> c << 3);
+  const mb = tmp + cb;
+  const mg = tmp + 2 * cb;
   const inv = 1.0 / <f64> rows;
   for (let ch = 0; ch < c; ch++) {
     const o = <usize> ch << 2;
@@ -371,26 +391,25 @@ export function bnBackward(
     for (; ch + 4 <= c; ch += 4) {
       const o = <usize> ch << 2;
       let g = v128.load(dy + off + o);
+      const xv = v128.load(x + off + o);
       if (act >= 1) {
-        const yv = v128.load(y + off + o);
-        let m = f32x4.gt(yv, zero);
-        if (act == 2) m = v128.and(m, f32x4.lt(yv, six));
+        const v = preact4(v128.load(shift + o), xv, v128.load(scale + o));
+        let m = f32x4.gt(v, zero);
+        if (act == 2) m = v128.and(m, f32x4.lt(v, six));
         g = v128.and(g, m);
       }
-      const xh = f32x4.mul(
-        f32x4.sub(v128.load(x + off + o), v128.load(mean + o)),
-        v128.load(invStd + o),
-      );
+      const xh = f32x4.mul(f32x4.sub(xv, v128.load(mean + o)), v128.load(invStd + o));
       const t = f32x4.sub(f32x4.sub(g, v128.load(mb + o)), f32x4.mul(xh, v128.load(mg + o)));
       v128.store(dx + off + o, f32x4.mul(t, v128.load(kk + o)));
     }
     for (; ch < c; ch++) {
       const o = <usize> ch << 2;
       let g = load<f32>(dy + off + o);
-      const yv = load<f32>(y + off + o);
-      if (act >= 1 && !(yv > 0)) g = 0;
-      if (act == 2 && !(yv < 6)) g = 0;
-      const xh = (load<f32>(x + off + o) - load<f32>(mean + o)) * load<f32>(invStd + o);
+      const xv = load<f32>(x + off + o);
+      const v = xv * load<f32>(scale + o) + load<f32>(shift + o);
+      if (act >= 1 && !(v > 0)) g = 0;
+      if (act == 2 && !(v < 6)) g = 0;
+      const xh = (xv - load<f32>(mean + o)) * load<f32>(invStd + o);
       store<f32>(
         dx + off + o,
         (g - load<f32>(mb + o) - xh * load<f32>(mg + o)) * load<f32>(kk + o),
