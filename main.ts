@@ -13,6 +13,7 @@ import {
   workersEnabled,
 } from "./runtime/scheduler_setup.ts";
 import { LogSink } from "./runtime/log_sink.ts";
+import { LoopLag } from "./runtime/loop_lag.ts";
 import { DrainState, shutdownOnSignals } from "./runtime/shutdown.ts";
 
 export interface Config {
@@ -121,7 +122,11 @@ if (import.meta.main) {
   // process with the reason.
   const loadStart = performance.now();
   registry.load().then(async () => {
-    if (useWorkers) scheduler = await startScheduler(registry, { metrics });
+    if (useWorkers) {
+      // Deadline checks count how late this thread's event loop runs (overload).
+      const lag = new LoopLag();
+      scheduler = await startScheduler(registry, { metrics, loopLagMs: () => lag.ms });
+    }
   }).then(
     () =>
       log(JSON.stringify({

@@ -8,7 +8,7 @@
  * `invert` (auto|true|false), `deadline_ms`. Inference goes through one call, `inference.infer()`,
  * so a scheduler can stand between this route and the backends.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { setMetric, timing } from "hono/timing";
 import { preprocessImage } from "../kernels/image/preprocess.ts";
@@ -16,8 +16,9 @@ import { isPreprocessError, type Preprocess } from "../runtime/preprocess_pool.t
 import type { Inference, ModelRegistry } from "../runtime/registry.ts";
 import { type Variant, variantCost } from "../runtime/variants.ts";
 import type { Admission } from "../runtime/scheduler_setup.ts";
-import { labelRequest, requestArrival } from "./metrics.ts";
-import { badParameter, ProblemError } from "./problem.ts";
+import type { NCHW } from "../runtime/backend.ts";
+import { labelRequest, noteProblem, requestArrival } from "./metrics.ts";
+import { badParameter, ProblemError, problemResponse } from "./problem.ts";
 import {
   CLASSIFY_PARAMS,
   classifyQuerySchema,
@@ -26,8 +27,9 @@ import {
 } from "./schemas.ts";
 import {
   type AutoChooser,
+  deadlineFrom,
   discardSmallBody,
-  readDeadline,
+  refusalProblem,
   resolveAuto,
   schedulerProblem,
   withoutAuto,
@@ -90,13 +92,9 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
     timing({ total: false }),
     // The query is checked before the body is read: a bad request costs no upload.
     async function classifyParams(c, next) {
-      c.set("arrival", requestArrival(c));
-      const q = c.req.query();
-      const params = parseParamsCached(registry, c.req.url, q);
-      params.deadlineAt = readDeadline(c);
-      if (q.alpha === "auto" || q.beta === "auto") {
-        Object.assign(params, resolveAuto(opts.auto, q, params));
-      }
+      const arrival = requestArrival(c);
+      c.set("arrival", arrival);
+      const params = classifyParamsOf(c, arrival, registry, opts.auto);
       c.set("params", params);
       const { variant, resolution, backend } = params;
       labelRequest(c, `${variant.manifest.id}@${resolution}x${resolution}`, backend);
@@ -104,17 +102,32 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
         throw new ProblemError(503, registry.reason(), {}, { "retry-after": "1" });
       }
       // Overload and deadline refusals before the upload is read or decoded: they stay cheap.
+      // `tryAdmit` refuses without an exception and the answer is built here, so that under
+      // overload a refusal costs the event loop as little as possible.
+      const req = {
+        model: variant.manifest.id,
+        backend,
+        shape: [1, variant.manifest.inputChannels, resolution, resolution] as NCHW,
+        ...(params.deadlineAt === undefined ? {} : { deadlineAt: params.deadlineAt }),
+      };
       let release: (() => void) | undefined;
-      try {
-        release = opts.inference?.admit?.({
-          model: variant.manifest.id,
-          backend,
-          shape: [1, variant.manifest.inputChannels, resolution, resolution],
-          ...(params.deadlineAt === undefined ? {} : { deadlineAt: params.deadlineAt }),
-        });
-      } catch (e) {
-        await discardSmallBody(c.req.raw);
-        throw schedulerProblem(e) ?? e;
+      const admission = opts.inference?.tryAdmit;
+      if (admission) {
+        const r = admission(req);
+        if (typeof r !== "function") {
+          await discardSmallBody(c.req.raw);
+          const { problem, headers } = refusalProblem(r);
+          noteProblem(c, problem.detail);
+          return problemResponse(c, problem, headers);
+        }
+        release = r;
+      } else {
+        try {
+          release = opts.inference?.admit?.(req);
+        } catch (e) {
+          await discardSmallBody(c.req.raw);
+          throw schedulerProblem(e) ?? e;
+        }
       }
       try {
         await next();
@@ -239,30 +252,47 @@ function parseParams(registry: ModelRegistry, q: Record<string, string>): Classi
 }
 
 /**
- * {@link parseParams} remembered per query string: clients send the same few queries again and
- * again, and validating one costs ~15 us of the event loop. Only valid queries are kept (a refusal
- * is thrown each time); the copy returned may be changed by the caller. Not used for `auto`
- * queries, whose variant depends on the live queue. Bounded: cleared when full.
+ * The request's parameters: the query validated (400s name the parameter), the deadline, and for
+ * `alpha=auto` / `beta=auto` the variant the chooser picks. Valid queries are remembered per query
+ * string (clients send the same few again and again, and validating one costs ~15 us of the event
+ * loop); `auto` queries are not, since their variant depends on the live queue. The object
+ * returned is the caller's own.
  */
-function parseParamsCached(
+function classifyParamsOf(
+  c: Context<ClassifyEnv>,
+  arrival: number,
   registry: ModelRegistry,
-  url: string,
-  q: Record<string, string>,
+  auto: AutoChooser | undefined,
 ): ClassifyParams {
-  if (q.alpha === "auto" || q.beta === "auto") return parseParams(registry, withoutAuto(q));
-  const search = url.slice(url.indexOf("?") + 1 || url.length);
+  const url = c.req.url;
+  const qi = url.indexOf("?");
+  const search = qi < 0 ? "" : url.slice(qi + 1);
   let cache = PARAMS.get(registry);
   if (!cache) PARAMS.set(registry, cache = new Map());
   const hit = cache.get(search);
-  if (hit) return { ...hit };
-  const params = parseParams(registry, q);
+  if (hit) {
+    return {
+      ...hit.params,
+      deadlineAt: deadlineFrom(arrival, hit.deadlineMs, c.req.header("x-deadline-ms")),
+    };
+  }
+  const q = c.req.query();
+  const params = parseParams(registry, withoutAuto(q));
+  params.deadlineAt = deadlineFrom(arrival, q.deadline_ms, c.req.header("x-deadline-ms"));
+  if (q.alpha === "auto" || q.beta === "auto") {
+    Object.assign(params, resolveAuto(auto, q, params));
+    return params;
+  }
   if (cache.size >= PARAMS_CACHE_SIZE) cache.clear();
-  cache.set(search, { ...params });
+  cache.set(search, { params: { ...params, deadlineAt: undefined }, deadlineMs: q.deadline_ms });
   return params;
 }
 
 const PARAMS_CACHE_SIZE = 256;
-const PARAMS = new WeakMap<ModelRegistry, Map<string, ClassifyParams>>();
+const PARAMS = new WeakMap<
+  ModelRegistry,
+  Map<string, { params: ClassifyParams; deadlineMs: string | undefined }>
+>();
 
 /** One schema per registry: building it costs ~1 ms, parsing with it ~10 us. */
 const SCHEMAS = new WeakMap<ModelRegistry, ReturnType<typeof classifyQuerySchema>>();

@@ -22,6 +22,8 @@ interface RequestInfo {
   arrivedAt: number;
   variant: string;
   backend: string;
+  /** The detail of a problem answer built without an exception (logged as `error`). */
+  problem?: string;
 }
 
 const info = new WeakMap<Request, RequestInfo>();
@@ -38,6 +40,15 @@ export function labelRequest(c: Context, variant: string, backend: string): void
     i.variant = variant;
     i.backend = backend;
   }
+}
+
+/**
+ * Records the detail of a problem answer that a route returned instead of throwing (cheap
+ * refusals), so that its log line carries it as `error` like a thrown one's.
+ */
+export function noteProblem(c: Context, detail: string): void {
+  const i = info.get(c.req.raw);
+  if (i) i.problem = detail;
 }
 
 /** The route pattern that answered ("/v1/cost"), not the raw path: bounded label cardinality. */
@@ -94,6 +105,6 @@ export const requestMetrics = (opts: RequestMetricsOptions): MiddlewareHandler =
     };
     if (i.variant) line.variant = i.variant;
     if (i.backend) line.backend = i.backend;
-    if (status >= 500 && c.error) line.error = c.error.message;
+    if (status >= 500 && (c.error || i.problem)) line.error = c.error?.message ?? i.problem;
     opts.log(JSON.stringify(line));
   };

@@ -4,11 +4,11 @@
  * `Retry-After` (RFC 9110 section 10.2.3).
  */
 import type { Context } from "hono";
-import { SchedulerRejection, WorkerFailedError } from "../runtime/scheduler.ts";
+import { type Refusal, SchedulerRejection, WorkerFailedError } from "../runtime/scheduler.ts";
 import type { AutoChoice } from "../runtime/scheduler_setup.ts";
 import { requestArrival } from "./metrics.ts";
 import { parseNumber } from "./params.ts";
-import { badParameter, ProblemError } from "./problem.ts";
+import { badParameter, type Problem, ProblemError } from "./problem.ts";
 
 /** The longest deadline accepted: a minute is far beyond any useful classification budget. */
 export const MAX_DEADLINE_MS = 60_000;
@@ -18,8 +18,19 @@ export const MAX_DEADLINE_MS = 60_000;
  * when it has none. Throws a 400 naming the parameter for a malformed value.
  */
 export function readDeadline(c: Context): number | undefined {
-  const fromQuery = c.req.query("deadline_ms");
-  const raw = fromQuery ?? c.req.header("x-deadline-ms");
+  return deadlineFrom(requestArrival(c), c.req.query("deadline_ms"), c.req.header("x-deadline-ms"));
+}
+
+/**
+ * {@link readDeadline} from the raw values: `deadline_ms` from the query (first) or the
+ * `X-Deadline-Ms` header, counted from `arrival`. Throws the same 400s.
+ */
+export function deadlineFrom(
+  arrival: number,
+  fromQuery: string | undefined,
+  fromHeader: string | undefined,
+): number | undefined {
+  const raw = fromQuery ?? fromHeader;
   if (raw === undefined) return undefined;
   const name = fromQuery !== undefined ? "deadline_ms" : "X-Deadline-Ms";
   const expectation = `a number of milliseconds in (0, ${MAX_DEADLINE_MS}]`;
@@ -30,45 +41,53 @@ export function readDeadline(c: Context): number | undefined {
       max: MAX_DEADLINE_MS,
     });
   }
-  return requestArrival(c) + ms;
+  return arrival + ms;
 }
+
+/** What a scheduler refusal answers: status, problem body and headers (Retry-After). */
+export function refusalProblem(r: Refusal): {
+  status: 429 | 503 | 504;
+  problem: Problem;
+  headers: Record<string, string>;
+} {
+  const headers = { "retry-after": String(r.retryAfterS) };
+  const [status, detail]: [429 | 503 | 504, string] = r.reason === "queue_full"
+    ? [429, `${r.message} Retry after ${r.retryAfterS} s, or send fewer requests at once.`]
+    : r.reason === "deadline_unmeetable"
+    ? [
+      503,
+      `${r.message} Retry after ${r.retryAfterS} s, allow a longer deadline_ms, or pick a smaller alpha or beta.`,
+    ]
+    : r.reason === "deadline_expired"
+    ? [
+      504,
+      `${r.message} It was not run. Allow a longer deadline_ms or retry when the load is lower.`,
+    ]
+    : [503, `${r.message} Retry after ${r.retryAfterS} s.`];
+  return {
+    status,
+    problem: {
+      type: "about:blank",
+      title: PROBLEM_TITLES[status],
+      status,
+      detail,
+      reason: r.reason,
+    },
+    headers,
+  };
+}
+
+const PROBLEM_TITLES = {
+  429: "Too Many Requests",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+} as const;
 
 /** The problem answer for a scheduler error, or undefined for errors that are not the scheduler's. */
 export function schedulerProblem(err: unknown): ProblemError | undefined {
   if (err instanceof SchedulerRejection) {
-    const headers = { "retry-after": String(err.retryAfterS) };
-    const ext = { reason: err.reason };
-    switch (err.reason) {
-      case "queue_full":
-        return new ProblemError(
-          429,
-          `${err.message} Retry after ${err.retryAfterS} s, or send fewer requests at once.`,
-          ext,
-          headers,
-        );
-      case "deadline_unmeetable":
-        return new ProblemError(
-          503,
-          `${err.message} Retry after ${err.retryAfterS} s, allow a longer deadline_ms, or pick a smaller alpha or beta.`,
-          ext,
-          headers,
-        );
-      case "deadline_expired":
-        return new ProblemError(
-          504,
-          `${err.message} It was not run. Allow a longer deadline_ms or retry when the load is lower.`,
-          ext,
-          headers,
-        );
-      case "shutting_down":
-      case "no_workers":
-        return new ProblemError(
-          503,
-          `${err.message} Retry after ${err.retryAfterS} s.`,
-          ext,
-          headers,
-        );
-    }
+    const { status, problem, headers } = refusalProblem(err);
+    return new ProblemError(status, problem.detail, { reason: err.reason }, headers);
   }
   if (err instanceof WorkerFailedError) {
     return new ProblemError(

@@ -57,6 +57,13 @@ export interface SchedulerOptions {
   metrics?: ServiceMetrics;
   /** Module URL of the worker entry point (default `runtime/worker.ts`). */
   workerUrl?: string;
+  /**
+   * How late the event loop of the thread that serves HTTP runs now, in ms
+   * (runtime/loop_lag.ts). A request waited about that long before it reached the server and its
+   * answer waits about as long on the way out, so deadline checks add it twice: under overload
+   * the server then refuses what it could only answer late, instead of queueing it.
+   */
+  loopLagMs?: () => number;
 }
 
 export interface InferenceRequest {
@@ -100,6 +107,16 @@ export class SchedulerRejection extends RangeError {
   ) {
     super(message);
   }
+}
+
+/**
+ * A refusal at the door as plain data ({@link Scheduler.tryAdmit}): no exception, so refusing
+ * under overload costs as little as possible.
+ */
+export interface Refusal {
+  reason: SchedulerRejection["reason"];
+  message: string;
+  retryAfterS: number;
 }
 
 /** A variant a caller may choose from; `accuracy` comes from the manifest. */
@@ -230,6 +247,7 @@ export class Scheduler {
   readonly #init: { models: LoadedModel[]; backends: BackendFactorySpec[] };
   readonly #workerUrl: string | undefined;
   readonly #queues = new Map<string, VariantQueue>();
+  readonly #loopLagMs: () => number;
   #workers: InferenceWorker[] = [];
   #pumpTimer: ReturnType<typeof setTimeout> | undefined;
   #pumpAt = Infinity;
@@ -263,6 +281,7 @@ export class Scheduler {
     this.#backends = new Set(opts.backends.map((b) => b.backend));
     this.#init = { models: opts.models, backends: opts.backends };
     this.#workerUrl = opts.workerUrl;
+    this.#loopLagMs = opts.loopLagMs ?? (() => 0);
     this.#metrics?.batchLatency.onCollect(() => {
       const g = this.#metrics!.batchLatency;
       for (const q of this.#queues.values()) {
@@ -373,15 +392,27 @@ export class Scheduler {
    * Under overload this keeps refusals cheap: the work that overload would pile up never starts.
    */
   admit(req: { model: string; backend: string; shape: NCHW; deadlineAt?: number }): () => void {
+    const r = this.tryAdmit(req);
+    if (typeof r === "function") return r;
+    throw new SchedulerRejection(r.reason, r.message, r.retryAfterS);
+  }
+
+  /**
+   * {@link admit} without exceptions: the release function, or the {@link Refusal} as plain data
+   * (counted in the metrics as `admit` counts it). The HTTP route uses this one.
+   */
+  tryAdmit(
+    req: { model: string; backend: string; shape: NCHW; deadlineAt?: number },
+  ): (() => void) | Refusal {
     const q = this.#queueFor(req);
     const now = performance.now();
-    const refuse = (reason: SchedulerRejection["reason"], message: string, retryAfterS: number) => {
+    const refuse = (reason: Refusal["reason"], message: string, retryAfterS: number): Refusal => {
       this.#metrics?.rejections.inc([reason, q.variant]);
-      return new SchedulerRejection(reason, message, retryAfterS);
+      return { reason, message, retryAfterS };
     };
-    if (this.#closing) throw refuse("shutting_down", "The server is shutting down.", 1);
+    if (this.#closing) return refuse("shutting_down", "The server is shutting down.", 1);
     if (this.#admitted >= this.maxInFlight) {
-      throw refuse(
+      return refuse(
         "queue_full",
         `${this.#admitted} requests are already being served (limit ${this.maxInFlight}).`,
         this.#retryAfter(this.#waitMs(now)),
@@ -389,15 +420,17 @@ export class Scheduler {
     }
     if (req.deadlineAt !== undefined) {
       const est = this.#estimate(q, now);
-      if (req.deadlineAt <= now || now + est.finishInMs > req.deadlineAt) {
+      const lag = this.#loopLagMs();
+      if (req.deadlineAt <= now || now + est.finishInMs + 2 * lag > req.deadlineAt) {
         this.#remeasure(q, now);
-        throw refuse(
+        return refuse(
           "deadline_unmeetable",
           `The deadline cannot be met: ${Math.max(0, req.deadlineAt - now).toFixed(1)} ms left, ` +
             `the expected wait is ${
               est.waitMs.toFixed(1)
             } ms and the measured p95 of ${q.variant} ` +
-            `is ${est.serviceP95Ms.toFixed(1)} ms.`,
+            `is ${est.serviceP95Ms.toFixed(1)} ms` +
+            (lag >= 0.5 ? `, and the server's event loop runs ${lag.toFixed(1)} ms late.` : "."),
           this.#retryAfter(est.waitMs),
         );
       }
@@ -704,11 +737,13 @@ export class Scheduler {
 
   #dispatch(worker: InferenceWorker, q: VariantQueue, now: number): void {
     const p95 = q.p95For(Math.min(this.maxBatch, q.items.length));
+    // The answer still has to pass the event loop after the batch.
+    const finish = now + (Number.isNaN(p95) ? 0 : p95) + this.#loopLagMs();
     const batch: Pending[] = [];
     while (batch.length < this.maxBatch && q.items.length > 0) {
       const p = q.items.shift()!;
       // Never start late: drop what could not finish by its deadline even if started now.
-      if (p.deadlineAt !== undefined && now + (Number.isNaN(p95) ? 0 : p95) > p.deadlineAt) {
+      if (p.deadlineAt !== undefined && finish > p.deadlineAt) {
         this.#drop(q, p, "deadline_expired", "while it was queued");
         continue;
       }

@@ -17,6 +17,7 @@ import type { NCHW } from "./backend.ts";
 import type { Inference, ModelRegistry, Variant } from "./registry.ts";
 import {
   DEFAULT_MAX_BATCH,
+  type Refusal,
   Scheduler,
   type SchedulerOptions,
   SchedulerRejection,
@@ -28,6 +29,10 @@ type Env = { get(key: string): string | undefined };
 /** Admission before a request's body is read (the scheduler's `admit`). */
 export interface Admission {
   admit(req: { model: string; backend: string; shape: NCHW; deadlineAt?: number }): () => void;
+  /** The same decision without an exception (the scheduler's `tryAdmit`): cheaper to refuse. */
+  tryAdmit?(
+    req: { model: string; backend: string; shape: NCHW; deadlineAt?: number },
+  ): (() => void) | Refusal;
 }
 
 function envNumber(env: Env, key: string, integer: boolean, min: number): number | undefined {
@@ -65,6 +70,15 @@ export function scheduledInference(
       if (s) return s.admit(req);
       throw new SchedulerRejection("no_workers", "The inference workers are still starting.", 1);
     },
+    tryAdmit(req) {
+      const s = current();
+      if (s) return s.tryAdmit(req);
+      return {
+        reason: "no_workers",
+        message: "The inference workers are still starting.",
+        retryAfterS: 1,
+      };
+    },
     infer(req) {
       const s = current();
       if (s) return s.infer(req);
@@ -101,6 +115,8 @@ export interface StartOptions {
   env?: Env;
   /** Warm-up batches per worker, variant, backend and beta. Default 3. */
   warmupRuns?: number;
+  /** The HTTP thread's event-loop lag (runtime/loop_lag.ts), for the deadline checks. */
+  loopLagMs?: () => number;
 }
 
 /**
@@ -123,6 +139,7 @@ export async function startScheduler(
     ),
     ...settings,
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.loopLagMs ? { loopLagMs: opts.loopLagMs } : {}),
   });
   for (const v of registry.variants) {
     for (const backend of registry.backendNames) {

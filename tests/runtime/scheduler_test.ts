@@ -431,6 +431,38 @@ Deno.test("Scheduler.admit() refuses at the door beyond maxInFlight and for an u
   );
 });
 
+Deno.test("Scheduler.tryAdmit() returns refusals as data, and counts the event loop's lag twice against a deadline", async () => {
+  let lag = 0;
+  await withScheduler(
+    { maxInFlight: 1, backends: [fn("fn", { batchMs: 20 })], loopLagMs: () => lag },
+    async (s, metrics) => {
+      const req = { model: "m-a", backend: "fn", shape: shape(4) };
+      const a = s.tryAdmit(req);
+      assert.equal(typeof a, "function");
+      const full = s.tryAdmit(req);
+      assert.ok(
+        typeof full !== "function" && full.reason === "queue_full" && full.retryAfterS >= 1,
+      );
+      (a as () => void)();
+      await s.warmup("m-a", "fn", shape(4), 1);
+      const p95 = s.estimate("m-a", "fn", shape(4)).serviceP95Ms;
+      // Fits without lag: a minute is far beyond any estimate.
+      const ok = s.tryAdmit({ ...req, deadlineAt: performance.now() + 60_000 });
+      assert.equal(typeof ok, "function");
+      (ok as () => void)();
+      // The same deadline is unmeetable once the loop runs half a minute late (in and out).
+      lag = 30_000 + p95;
+      const late = s.tryAdmit({ ...req, deadlineAt: performance.now() + 60_000 });
+      assert.ok(typeof late !== "function");
+      assert.equal(late.reason, "deadline_unmeetable");
+      assert.match(late.message, /event loop runs \d+\.\d ms late/);
+      assert.equal(s.admitted, 0);
+      assert.equal(metrics.rejections.get(["queue_full", "m-a@4x4"]), 1);
+      assert.equal(metrics.rejections.get(["deadline_unmeetable", "m-a@4x4"]), 1);
+    },
+  );
+});
+
 Deno.test("Scheduler re-measures a variant whose old measurements make it refuse every deadline", async () => {
   await withScheduler({ backends: [fn("fn", { slowRuns: 2, slowMs: 300 })] }, async (s) => {
     await s.warmup("m-a", "fn", shape(4), 1); // both warm-up batches are slow

@@ -1,0 +1,70 @@
+/**
+ * How late the event loop runs: a timer is set every `intervalMs` and the delay past its due time
+ * is the loop's lag. A busy loop delays everything equally: a new request waits that long before
+ * the server sees it, and a finished answer waits that long before it is written. The scheduler
+ * adds it to its deadline checks, so that an overloaded server refuses (cheaply) what it could
+ * only answer late.
+ *
+ * The reading is the largest recent lag, fading by half every `halfLifeMs`: one slow turn of the
+ * loop counts at once, and a recovered loop is trusted again within a few tens of milliseconds.
+ * The probe costs one timer per interval and never keeps the process alive.
+ */
+export interface LoopLagOptions {
+  /** Time between probes; default 2 ms. */
+  intervalMs?: number;
+  /** How fast a past lag fades; default 25 ms. */
+  halfLifeMs?: number;
+}
+
+export class LoopLag {
+  readonly #intervalMs: number;
+  readonly #halfLifeMs: number;
+  #lag = 0;
+  #at = performance.now();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(opts: LoopLagOptions = {}) {
+    this.#intervalMs = opts.intervalMs ?? 2;
+    this.#halfLifeMs = opts.halfLifeMs ?? 25;
+    if (!(this.#intervalMs > 0) || !(this.#halfLifeMs > 0)) {
+      throw new RangeError(
+        `Cannot watch the event loop with intervalMs ${this.#intervalMs} and halfLifeMs ` +
+          `${this.#halfLifeMs}: both must be > 0`,
+      );
+    }
+    this.#arm();
+  }
+
+  /** The loop's recent lag in ms (0 when it keeps time). */
+  get ms(): number {
+    return this.#decayed(performance.now());
+  }
+
+  /** Stops probing. */
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Feeds one observed lag (what the probe does); for tests. */
+  observe(lagMs: number, now = performance.now()): void {
+    this.#lag = Math.max(lagMs, this.#decayed(now));
+    this.#at = now;
+  }
+
+  #decayed(now: number): number {
+    return this.#lag * 2 ** (-(now - this.#at) / this.#halfLifeMs);
+  }
+
+  #arm(): void {
+    const due = performance.now() + this.#intervalMs;
+    const timer = setTimeout(() => {
+      const now = performance.now();
+      // Timers fire up to about 1 ms after their due time on an idle loop: not lag.
+      this.observe(Math.max(0, now - due - 1), now);
+      this.#arm();
+    }, this.#intervalMs);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+  }
+}
