@@ -803,7 +803,8 @@ function dot7(x: v128, w: v128, acc: v128): v128 {
  * GEMM on 7-bit weights with fused requantization:
  * out[r * ldo + o] = requant(bias[o] + corr[r] + sum_q dot(a[r][q], w[o][q])), bias and mult as
  * folded by the loader (see the section comment). a: [m][kq] bytes from packRowsS8 / packIm2colS8;
- * w: from packGemmWeightsS7. Register tile 6 rows x 8 channels (12 i32x4 accumulators).
+ * w: from packGemmWeightsS7. Register tile 4 rows x 8 channels (8 i32x4 accumulators): a 6-row
+ * tile measured slower, its 12 accumulators left V8 too few registers and it spilled in the loop.
  */
 export function gemmS7(
   a: usize,
@@ -820,9 +821,11 @@ export function gemmS7(
   out: usize,
   ldo: i32,
 ): void {
-  const zpv = i32x4.splat(outZp);
-  const flo = f32x4.splat(<f32> (lo - outZp));
-  const fhi = f32x4.splat(<f32> (hi - outZp));
+  // Only the accumulators, two weight vectors and the activation splat stay live in the inner
+  // loops: bias, multipliers and the clamp constants are loaded or splatted per tile, outside
+  // them (kept live across the loop, they made V8 spill on x64's 16 xmm registers).
+  const flof = <f32> (lo - outZp);
+  const fhif = <f32> (hi - outZp);
   const rowBytes = <usize> kq;
   const blockBytes = rowBytes << 3;
   const ld = <usize> ldo;
@@ -831,65 +834,15 @@ export function gemmS7(
     const wb = w + <usize> j * blockBytes;
     const pb = bias + (<usize> j << 5);
     const pm = mult + (<usize> j << 5);
-    const b0 = v128.load(pb);
-    const b1 = v128.load(pb, 16);
-    const s0 = v128.load(pm);
-    const s1 = v128.load(pm, 16);
     const cnt = min(8, n - (j << 3));
     const ob = out + (<usize> j << 3);
     const wend = wb + blockBytes;
     let r = 0;
-    for (; r + 6 <= m; r += 6) {
-      let pa = a + <usize> r * rowBytes;
-      let pw = wb;
-      const pc = corr + (<usize> r << 2);
-      let k = i32x4.splat(load<i32>(pc));
-      let c00 = i32x4.add(b0, k), c01 = i32x4.add(b1, k);
-      k = i32x4.splat(load<i32>(pc, 4));
-      let c10 = i32x4.add(b0, k), c11 = i32x4.add(b1, k);
-      k = i32x4.splat(load<i32>(pc, 8));
-      let c20 = i32x4.add(b0, k), c21 = i32x4.add(b1, k);
-      k = i32x4.splat(load<i32>(pc, 12));
-      let c30 = i32x4.add(b0, k), c31 = i32x4.add(b1, k);
-      k = i32x4.splat(load<i32>(pc, 16));
-      let c40 = i32x4.add(b0, k), c41 = i32x4.add(b1, k);
-      k = i32x4.splat(load<i32>(pc, 20));
-      let c50 = i32x4.add(b0, k), c51 = i32x4.add(b1, k);
-      while (pw < wend) {
-        const w0 = v128.load(pw);
-        const w1 = v128.load(pw, 16);
-        let x = v128.load32_splat(pa);
-        c00 = dot7(x, w0, c00);
-        c01 = dot7(x, w1, c01);
-        x = v128.load32_splat(pa + rowBytes);
-        c10 = dot7(x, w0, c10);
-        c11 = dot7(x, w1, c11);
-        x = v128.load32_splat(pa + (rowBytes << 1));
-        c20 = dot7(x, w0, c20);
-        c21 = dot7(x, w1, c21);
-        x = v128.load32_splat(pa + rowBytes * 3);
-        c30 = dot7(x, w0, c30);
-        c31 = dot7(x, w1, c31);
-        x = v128.load32_splat(pa + (rowBytes << 2));
-        c40 = dot7(x, w0, c40);
-        c41 = dot7(x, w1, c41);
-        x = v128.load32_splat(pa + rowBytes * 5);
-        c50 = dot7(x, w0, c50);
-        c51 = dot7(x, w1, c51);
-        pw += 32;
-        pa += 4;
-      }
-      const o = ob + <usize> r * ld;
-      store8(o, requant4(c00, s0, flo, fhi, zpv), requant4(c01, s1, flo, fhi, zpv), cnt);
-      store8(o + ld, requant4(c10, s0, flo, fhi, zpv), requant4(c11, s1, flo, fhi, zpv), cnt);
-      store8(o + 2 * ld, requant4(c20, s0, flo, fhi, zpv), requant4(c21, s1, flo, fhi, zpv), cnt);
-      store8(o + 3 * ld, requant4(c30, s0, flo, fhi, zpv), requant4(c31, s1, flo, fhi, zpv), cnt);
-      store8(o + 4 * ld, requant4(c40, s0, flo, fhi, zpv), requant4(c41, s1, flo, fhi, zpv), cnt);
-      store8(o + 5 * ld, requant4(c50, s0, flo, fhi, zpv), requant4(c51, s1, flo, fhi, zpv), cnt);
-    }
     for (; r + 4 <= m; r += 4) {
       let pa = a + <usize> r * rowBytes;
       let pw = wb;
+      const b0 = v128.load(pb);
+      const b1 = v128.load(pb, 16);
       const pc = corr + (<usize> r << 2);
       let k = i32x4.splat(load<i32>(pc));
       let c00 = i32x4.add(b0, k), c01 = i32x4.add(b1, k);
@@ -917,6 +870,11 @@ export function gemmS7(
         pw += 32;
         pa += 4;
       }
+      const s0 = v128.load(pm);
+      const s1 = v128.load(pm, 16);
+      const zpv = i32x4.splat(outZp);
+      const flo = f32x4.splat(flof);
+      const fhi = f32x4.splat(fhif);
       const o = ob + <usize> r * ld;
       store8(o, requant4(c00, s0, flo, fhi, zpv), requant4(c01, s1, flo, fhi, zpv), cnt);
       store8(o + ld, requant4(c10, s0, flo, fhi, zpv), requant4(c11, s1, flo, fhi, zpv), cnt);
@@ -926,6 +884,8 @@ export function gemmS7(
     for (; r < m; r++) {
       let pa = a + <usize> r * rowBytes;
       let pw = wb;
+      const b0 = v128.load(pb);
+      const b1 = v128.load(pb, 16);
       const k = i32x4.splat(load<i32>(corr + (<usize> r << 2)));
       let c00 = i32x4.add(b0, k), c01 = i32x4.add(b1, k);
       while (pw < wend) {
@@ -935,6 +895,11 @@ export function gemmS7(
         pw += 32;
         pa += 4;
       }
+      const s0 = v128.load(pm);
+      const s1 = v128.load(pm, 16);
+      const zpv = i32x4.splat(outZp);
+      const flo = f32x4.splat(flof);
+      const fhi = f32x4.splat(fhif);
       store8(
         ob + <usize> r * ld,
         requant4(c00, s0, flo, fhi, zpv),
