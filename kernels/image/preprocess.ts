@@ -97,8 +97,12 @@ export async function preprocessImage(
     }
     px = crop, w = side, h = side;
   }
-  let hwc: Float32Array;
-  if (fit === "pad" && w !== h) {
+  // Samples on the 0..255 scale, interleaved; the decoded bytes themselves when the image already
+  // has the model's size (the resize would copy them unchanged).
+  let hwc: Float32Array | Uint8Array;
+  if (w === res && h === res) {
+    hwc = px;
+  } else if (fit === "pad" && w !== h) {
     const scale = res / Math.max(w, h);
     const iw = Math.max(1, Math.round(w * scale)), ih = Math.max(1, Math.round(h * scale));
     const inner = resizeArea(px, w, h, nc, iw, ih);
@@ -146,7 +150,11 @@ export async function preprocessImage(
  * (`max(1, round(side / 14))` pixels wide: 2 at 28x28) is above 127.5, i.e. the background is
  * light. Exported so that docs and tests state one rule.
  */
-export function shouldInvert(hwc: Float32Array, side: number, channels: 1 | 3): boolean {
+export function shouldInvert(
+  hwc: Float32Array | Uint8Array,
+  side: number,
+  channels: 1 | 3,
+): boolean {
   const ring = Math.max(1, Math.round(side / 14));
   const mean = borderMean(hwc, side, side, channels, ring);
   const luma = channels === 1 ? mean[0]! : BT601[0] * mean[0]! + BT601[1] * mean[1]! +
@@ -156,7 +164,7 @@ export function shouldInvert(hwc: Float32Array, side: number, channels: 1 | 3): 
 
 /** Mean per channel of the pixels within `ring` of the edge. */
 function borderMean(
-  hwc: Float32Array,
+  hwc: Float32Array | Uint8Array,
   w: number,
   h: number,
   nc: number,
@@ -164,13 +172,16 @@ function borderMean(
 ): number[] {
   const sum = new Array<number>(nc).fill(0);
   let n = 0;
-  for (let y = 0; y < h; y++) {
-    const edgeRow = y < ring || y >= h - ring;
-    for (let x = 0; x < w; x++) {
-      if (!edgeRow && x >= ring && x < w - ring) continue;
+  // Row by row, left to right, ring pixels only (the interior is skipped, not visited).
+  const add = (y: number, x0: number, x1: number) => {
+    for (let x = x0; x < x1; x++) {
       for (let c = 0; c < nc; c++) sum[c]! += hwc[(y * w + x) * nc + c]!;
       n++;
     }
+  };
+  for (let y = 0; y < h; y++) {
+    if (y < ring || y >= h - ring || 2 * ring >= w) add(y, 0, w);
+    else add(y, 0, ring), add(y, w - ring, w);
   }
   return sum.map((s) => s / n);
 }
