@@ -64,6 +64,12 @@ export interface SchedulerOptions {
    * the server then refuses what it could only answer late, instead of queueing it.
    */
   loopLagMs?: () => number;
+  /**
+   * Above this event-loop lag (ms) requests with a deadline are refused at the door whatever
+   * their deadline: a loop that late answers even refusals late, and refusing is what lets it
+   * catch up. Default 2; only with `loopLagMs`.
+   */
+  maxLoopLagMs?: number;
 }
 
 export interface InferenceRequest {
@@ -218,6 +224,9 @@ class VariantQueue {
 /** Largest batch by default: enough to amortize per-batch costs, small enough for low latency. */
 export const DEFAULT_MAX_BATCH = 16;
 
+/** Event-loop lag (ms) above which requests with a deadline are refused at the door. */
+export const DEFAULT_MAX_LOOP_LAG_MS = 2;
+
 /** Measurements older than this are refreshed when they make the variant refuse a deadline. */
 export const STALE_MS = 2000;
 
@@ -248,6 +257,7 @@ export class Scheduler {
   readonly #workerUrl: string | undefined;
   readonly #queues = new Map<string, VariantQueue>();
   readonly #loopLagMs: () => number;
+  readonly #maxLoopLagMs: number;
   #workers: InferenceWorker[] = [];
   #pumpTimer: ReturnType<typeof setTimeout> | undefined;
   #pumpAt = Infinity;
@@ -282,6 +292,7 @@ export class Scheduler {
     this.#init = { models: opts.models, backends: opts.backends };
     this.#workerUrl = opts.workerUrl;
     this.#loopLagMs = opts.loopLagMs ?? (() => 0);
+    this.#maxLoopLagMs = opts.maxLoopLagMs ?? DEFAULT_MAX_LOOP_LAG_MS;
     this.#metrics?.batchLatency.onCollect(() => {
       const g = this.#metrics!.batchLatency;
       for (const q of this.#queues.values()) {
@@ -421,7 +432,10 @@ export class Scheduler {
     if (req.deadlineAt !== undefined) {
       const est = this.#estimate(q, now);
       const lag = this.#loopLagMs();
-      if (req.deadlineAt <= now || now + est.finishInMs + 2 * lag > req.deadlineAt) {
+      if (
+        req.deadlineAt <= now || now + est.finishInMs + 2 * lag > req.deadlineAt ||
+        lag > this.#maxLoopLagMs
+      ) {
         this.#remeasure(q, now);
         return refuse(
           "deadline_unmeetable",
@@ -430,7 +444,11 @@ export class Scheduler {
               est.waitMs.toFixed(1)
             } ms and the measured p95 of ${q.variant} ` +
             `is ${est.serviceP95Ms.toFixed(1)} ms` +
-            (lag >= 0.5 ? `, and the server's event loop runs ${lag.toFixed(1)} ms late.` : "."),
+            (lag > this.#maxLoopLagMs
+              ? `, and the server is overloaded: its event loop runs ${lag.toFixed(1)} ms late.`
+              : lag >= 0.5
+              ? `, and the server's event loop runs ${lag.toFixed(1)} ms late.`
+              : "."),
           this.#retryAfter(est.waitMs),
         );
       }

@@ -456,9 +456,18 @@ Deno.test("Scheduler.tryAdmit() returns refusals as data, and counts the event l
       assert.ok(typeof late !== "function");
       assert.equal(late.reason, "deadline_unmeetable");
       assert.match(late.message, /event loop runs \d+\.\d ms late/);
+      // A loop past maxLoopLagMs (default 2 ms) refuses any deadline, however long.
+      lag = 2.5;
+      const lagging = s.tryAdmit({ ...req, deadlineAt: performance.now() + 60_000 });
+      assert.ok(typeof lagging !== "function");
+      assert.match(lagging.message, /overloaded: its event loop runs 2\.5 ms late/);
+      // Requests without a deadline are not judged by the lag.
+      const plain = s.tryAdmit(req);
+      assert.equal(typeof plain, "function");
+      (plain as () => void)();
       assert.equal(s.admitted, 0);
       assert.equal(metrics.rejections.get(["queue_full", "m-a@4x4"]), 1);
-      assert.equal(metrics.rejections.get(["deadline_unmeetable", "m-a@4x4"]), 1);
+      assert.equal(metrics.rejections.get(["deadline_unmeetable", "m-a@4x4"]), 2);
     },
   );
 });
