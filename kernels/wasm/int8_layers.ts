@@ -121,7 +121,7 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
         const g = geometry(h, w);
         const p = padded(h, w);
         return (inPtr, outPtr, n, scratch) => {
-          ex.padInput(inPtr, n, h, w, c, g.padTop, g.padLeft, p.h, p.w, inZp, scratch);
+          ex.padInput(inPtr, n, h, w, c, g.padTop, g.padLeft, p.h, p.w, inZp, scratch, 0);
           ex.depthwise(
             scratch,
             n,
@@ -224,7 +224,7 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
           const rows = n * pixels;
           const pin = scratch + roundUp(rows * 4, 16);
           const a = pin + roundUp(n * p.h * p.w * c + SLACK, 16);
-          ex.padInput(inPtr, n, h, w, c, g.padTop, g.padLeft, p.h, p.w, inZp, pin);
+          ex.padInput(inPtr, n, h, w, c, g.padTop, g.padLeft, p.h, p.w, inZp, pin, 0x80);
           ex.packIm2colS8Padded(
             pin,
             n,

@@ -151,6 +151,7 @@ export interface Int8WasmExports {
     pw: number,
     zp: number,
     dst: number,
+    flip: number,
   ): void;
   packIm2colS8Padded(
     src: number,

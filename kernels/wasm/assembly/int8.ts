@@ -699,9 +699,45 @@ export function packGemmWeightsS7(
   return 1;
 }
 
+/** [sum of v0's lanes, .. v3's] (int32, wrapping). */
+// @ts-ignore: decorator
+@inline
+function laneSums4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
+  const t0 = i32x4.add(i32x4.shuffle(v0, v1, 0, 4, 1, 5), i32x4.shuffle(v0, v1, 2, 6, 3, 7));
+  const t1 = i32x4.add(i32x4.shuffle(v2, v3, 0, 4, 1, 5), i32x4.shuffle(v2, v3, 2, 6, 3, 7));
+  return i32x4.add(i32x4.shuffle(t0, t1, 0, 1, 4, 5), i32x4.shuffle(t0, t1, 2, 3, 6, 7));
+}
+
+// @ts-ignore: decorator
+@inline
+function laneSum(v: v128): i32 {
+  return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) +
+    i32x4.extract_lane(v, 3);
+}
+
 /**
- * Row packer of gemmS7: dst[r][i] = src[r * ldsrc + i] ^ 0x80 (x - 128 as int8) for i < k, 0 up
- * to kq; corr[r] = -64 * sum_i x.
+ * One row of packRowsS8: stores x ^ 0x80 in 16-byte chunks (the last chunk runs past k: into the
+ * row padding, then into the next row, which is written after; or into the buffer's slack) and
+ * returns lanes whose sum is sum(x - 128) over the k real bytes (relaxed dot with 1s, exact).
+ */
+// @ts-ignore: decorator
+@inline
+function flipRow(s: usize, d: usize, last: usize, flip: v128, ones: v128, tailOnes: v128): v128 {
+  let acc = i32x4.splat(0);
+  for (let i: usize = 0; i < last; i += 16) {
+    const x = v128.xor(v128.load(s + i), flip);
+    v128.store(d + i, x);
+    acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(x, ones, acc);
+  }
+  const x = v128.xor(v128.load(s + last), flip);
+  v128.store(d + last, x);
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(x, tailOnes, acc);
+}
+
+/**
+ * Row packer of gemmS7: dst[r][i] = src[r * ldsrc + i] ^ 0x80 (x - 128 as int8) for i < k, bytes
+ * up to kq arbitrary (they meet zero weights); corr[r] = -64 * sum_i x. Reads up to 15 bytes past
+ * each row (buffers have 16 bytes of slack) and writes up to 15 past the last one (the same).
  */
 export function packRowsS8(
   src: usize,
@@ -713,25 +749,30 @@ export function packRowsS8(
   corr: usize,
 ): void {
   const flip = i8x16.splat(-128);
-  for (let r = 0; r < m; r++) {
-    const s = src + <usize> r * <usize> ldsrc;
-    const d = dst + <usize> r * <usize> kq;
-    let acc = i32x4.splat(0);
-    let i = 0;
-    for (; i + 16 <= k; i += 16) {
-      const x = v128.load(s + <usize> i);
-      v128.store(d + <usize> i, v128.xor(x, flip));
-      acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(x)));
-    }
-    let sum = i32x4.extract_lane(acc, 0) + i32x4.extract_lane(acc, 1) +
-      i32x4.extract_lane(acc, 2) + i32x4.extract_lane(acc, 3);
-    for (; i < k; i++) {
-      const x = <i32> load<u8>(s + <usize> i);
-      sum += x;
-      store<u8>(d + <usize> i, <u8> (x ^ 0x80));
-    }
-    for (; i < kq; i++) store<u8>(d + <usize> i, 0);
-    store<i32>(corr + (<usize> r << 2), -64 * sum);
+  const lane = i8x16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const last = <usize> ((k - 1) & ~15);
+  const ones = i8x16.splat(1);
+  const tailOnes = v128.and(ones, i8x16.gt_s(i8x16.splat(<i8> (k - <i32> last)), lane));
+  // sum x = sum (x - 128) + 128 k
+  const off = -8192 * k;
+  const ls = <usize> ldsrc;
+  const lq = <usize> kq;
+  let r = 0;
+  for (; r + 4 <= m; r += 4) {
+    const s = src + <usize> r * ls;
+    const d = dst + <usize> r * lq;
+    const v0 = flipRow(s, d, last, flip, ones, tailOnes);
+    const v1 = flipRow(s + ls, d + lq, last, flip, ones, tailOnes);
+    const v2 = flipRow(s + 2 * ls, d + 2 * lq, last, flip, ones, tailOnes);
+    const v3 = flipRow(s + 3 * ls, d + 3 * lq, last, flip, ones, tailOnes);
+    v128.store(
+      corr + (<usize> r << 2),
+      i32x4.add(i32x4.mul(laneSums4(v0, v1, v2, v3), i32x4.splat(-64)), i32x4.splat(off)),
+    );
+  }
+  for (; r < m; r++) {
+    const v = flipRow(src + <usize> r * ls, dst + <usize> r * lq, last, flip, ones, tailOnes);
+    store<i32>(corr + (<usize> r << 2), -64 * laneSum(v) + off);
   }
 }
 
@@ -961,8 +1002,10 @@ export function gemmS7F32(
 
 /**
  * Copies NHWC uint8 [n, h, w, c] into [n, ph, pw, c] with the image at row padT, column padL and
- * every other pixel set to zp: kernels then read every window without bounds checks, and the
- * padding adds exactly (zp - zp) * w = 0.
+ * every other pixel set to zp, every byte XORed with flip (0, or 0x80 for the int8 form x - 128):
+ * kernels then read every window without bounds checks, and the padding adds exactly
+ * (zp - zp) * w = 0. Flipped row copies run in 16-byte chunks (each row's overshoot is
+ * overwritten by what follows it; the last one lands in the buffer's slack).
  */
 export function padInput(
   src: usize,
@@ -976,20 +1019,29 @@ export function padInput(
   pw: i32,
   zp: i32,
   dst: usize,
+  flip: i32,
 ): void {
   const rowIn = <usize> (w * c);
   const rowOut = <usize> (pw * c);
   const left = <usize> (padL * c);
   const right = rowOut - left - rowIn;
-  const z = <u8> zp;
+  const z = <u8> (zp ^ flip);
+  const f = i8x16.splat(<i8> flip);
   for (let b = 0; b < n; b++) {
     const s = src + <usize> (b * h) * rowIn;
     const d = dst + <usize> (b * ph) * rowOut;
     if (padT > 0) memory.fill(d, z, <usize> padT * rowOut);
     for (let y = 0; y < h; y++) {
       const dr = d + <usize> (y + padT) * rowOut;
+      const sr = s + <usize> y * rowIn;
       if (left) memory.fill(dr, z, left);
-      memory.copy(dr + left, s + <usize> y * rowIn, rowIn);
+      if (flip) {
+        for (let i: usize = 0; i < rowIn; i += 16) {
+          v128.store(dr + left + i, v128.xor(v128.load(sr + i), f));
+        }
+      } else {
+        memory.copy(dr + left, sr, rowIn);
+      }
       if (right) memory.fill(dr + left + rowIn, z, right);
     }
     const below = ph - padT - h;
@@ -998,10 +1050,11 @@ export function padInput(
 }
 
 /**
- * im2col for gemmS7 on a padded input (padInput): every window lies inside, so each kernel row's
- * kw * c bytes are one contiguous copy. Rows as packIm2colS8 (x ^ 0x80, corr = -64 * row sum);
- * the column padding (kh * kw * c .. kq) holds arbitrary bytes, which meet zero weights.
- * dst needs 16 bytes of slack (copies overshoot by up to 15 bytes into the next row).
+ * im2col for gemmS7 on a padded input already in int8 form (padInput with flip 0x80): every
+ * window lies inside, so each kernel row's kw * c bytes are one contiguous copy. Rows as
+ * packRowsS8 (x - 128 as int8, corr = -64 * sum x); the column padding (kh * kw * c .. kq) holds
+ * arbitrary bytes, which meet zero weights. dst needs 16 bytes of slack (copies overshoot by up
+ * to 15 bytes into the next row, which is written after).
  */
 export function packIm2colS8Padded(
   src: usize,
@@ -1022,12 +1075,7 @@ export function packIm2colS8Padded(
   const span = kw * c;
   const kk = kh * span;
   const rowIn = <usize> (pw * c);
-  const flip = i8x16.splat(-128);
-  const lane = i8x16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   let row: usize = 0;
-  // pass 1: copies (overlapping unaligned stores); pass 2 reads the rows back for the flip and
-  // the sums once the stores have drained (reading each row right after its stores would stall
-  // on store-to-load forwarding)
   for (let b = 0; b < n; b++) {
     const img = src + <usize> (b * ph) * rowIn;
     for (let oy = 0; oy < oh; oy++) {
@@ -1046,24 +1094,39 @@ export function packIm2colS8Padded(
       }
     }
   }
-  const rows = row;
-  for (row = 0; row < rows; row++) {
-    const d = dst + row * <usize> kq;
-    let acc = i32x4.splat(0);
-    for (let i = 0; i < kq; i += 16) {
-      let x = v128.load(d + <usize> i);
-      if (i + 16 > kq) {
-        // the chunk runs into the next row, which is not flipped yet: keep those bytes
-        const inRow = i8x16.gt_s(i8x16.splat(<i8> (kq - i)), lane);
-        v128.store(d + <usize> i, v128.bitselect(v128.xor(x, flip), x, inRow));
-      } else {
-        v128.store(d + <usize> i, v128.xor(x, flip));
-      }
-      if (i + 16 > kk) x = v128.and(x, i8x16.gt_s(i8x16.splat(<i8> (kk - i)), lane));
-      acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(x)));
-    }
-    const sum = i32x4.extract_lane(acc, 0) + i32x4.extract_lane(acc, 1) +
-      i32x4.extract_lane(acc, 2) + i32x4.extract_lane(acc, 3);
-    store<i32>(corr + (row << 2), -64 * sum);
+  // row sums, read back once the copies are done (as relaxed dots with 1s: sum(x - 128) exactly)
+  const lane = i8x16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const last = <usize> ((kk - 1) & ~15);
+  const ones = i8x16.splat(1);
+  const tailOnes = v128.and(ones, i8x16.gt_s(i8x16.splat(<i8> (kk - <i32> last)), lane));
+  const off = -8192 * kk;
+  const lq = <usize> kq;
+  const rows = <i32> row;
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const d = dst + <usize> r * lq;
+    const v0 = sumRowS8(d, last, ones, tailOnes);
+    const v1 = sumRowS8(d + lq, last, ones, tailOnes);
+    const v2 = sumRowS8(d + 2 * lq, last, ones, tailOnes);
+    const v3 = sumRowS8(d + 3 * lq, last, ones, tailOnes);
+    v128.store(
+      corr + (<usize> r << 2),
+      i32x4.add(i32x4.mul(laneSums4(v0, v1, v2, v3), i32x4.splat(-64)), i32x4.splat(off)),
+    );
   }
+  for (; r < rows; r++) {
+    const v = sumRowS8(dst + <usize> r * lq, last, ones, tailOnes);
+    store<i32>(corr + (<usize> r << 2), -64 * laneSum(v) + off);
+  }
+}
+
+/** Lanes summing to sum(a) over a row's first (last + popcount of tailOnes) int8 bytes. */
+// @ts-ignore: decorator
+@inline
+function sumRowS8(d: usize, last: usize, ones: v128, tailOnes: v128): v128 {
+  let acc = i32x4.splat(0);
+  for (let i: usize = 0; i < last; i += 16) {
+    acc = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(d + i), ones, acc);
+  }
+  return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(d + last), tailOnes, acc);
 }
