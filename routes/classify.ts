@@ -70,12 +70,27 @@ export interface Prediction {
 export function topK(logits: Float32Array, labels: readonly string[], k: number): Prediction[] {
   let max = -Infinity;
   for (const x of logits) max = Math.max(max, x);
-  const exp = Array.from(logits, (x) => Math.exp(x - max));
-  const sum = exp.reduce((a, b) => a + b, 0);
-  return exp
-    .map((e, index) => ({ label: labels[index] ?? String(index), index, score: e / sum }))
-    .sort((a, b) => b.score - a.score || a.index - b.index)
-    .slice(0, k);
+  const n = logits.length;
+  const exp = new Float64Array(n);
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += exp[i] = Math.exp(logits[i]! - max);
+  // Insertion into the k best so far (k and n are small): no object per class, no full sort.
+  const best: number[] = [];
+  const before = (i: number, j: number) => exp[i]! > exp[j]! || (exp[i] === exp[j] && i < j);
+  for (let i = 0; i < n; i++) {
+    if (best.length === k && !before(i, best[k - 1]!)) continue;
+    let at = best.length < k ? best.length : k - 1;
+    while (at > 0 && before(i, best[at - 1]!)) {
+      if (at < k) best[at] = best[at - 1]!;
+      at--;
+    }
+    best[at] = i;
+  }
+  return best.map((index) => ({
+    label: labels[index] ?? String(index),
+    index,
+    score: exp[index]! / sum,
+  }));
 }
 
 const round3 = (ms: number) => Math.round(ms * 1000) / 1000;
