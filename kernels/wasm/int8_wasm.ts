@@ -139,6 +139,15 @@ export interface Int8WasmExports {
     kq: number,
     corr: number,
   ): void;
+  quantizeInput(
+    src: number,
+    n: number,
+    c: number,
+    hw: number,
+    scale: number,
+    zp: number,
+    dst: number,
+  ): void;
   padInput(
     src: number,
     n: number,
@@ -234,6 +243,7 @@ const EXPORT_NAMES = [
   "gemmS7F32",
   "padInput",
   "packIm2colS8Padded",
+  "quantizeInput",
 ] as const;
 
 /** Weights packed for `gemmS7` (7-bit weights on the relaxed int8 dot product). */

@@ -21,7 +21,7 @@ import { readOnnxModel } from "./onnx_reader.ts";
 import { createConv2dPlan } from "../../kernels/int8/conv2d.ts";
 import { createGemmPlan } from "../../kernels/int8/gemm.ts";
 import { createGlobalAvgPoolPlan } from "../../kernels/int8/global_avg_pool.ts";
-import { quantizeNchwToNhwc } from "../../kernels/int8/quantize_linear.ts";
+import { checkScale, checkZeroPoint } from "../../kernels/int8/requantize.ts";
 import {
   packConv2d,
   type PackedConv,
@@ -57,6 +57,8 @@ interface Resolution {
   readonly shape: Map<string, readonly [number, number, number]>;
   readonly scratch: number;
   readonly logits: number;
+  /** Float32 staging buffer for the NCHW input of `maxBatch` images. */
+  readonly input: number;
   /** Every layer bound to this resolution's buffers and geometry: `ops[i](n)` runs layer i. */
   readonly ops: readonly ((n: number) => void)[];
 }
@@ -83,6 +85,8 @@ export class Int8Engine {
         "Cannot build the engine as the graph does not start by quantizing its input",
       );
     }
+    checkScale("input scale", first.quant.scale);
+    checkZeroPoint("input zero point", first.quant.zeroPoint);
     this.#input = { id: first.output, quant: first.quant };
     this.#layers = [];
     for (const s of graph.steps.slice(1)) {
@@ -285,6 +289,7 @@ export class Int8Engine {
     });
     const logits = wasm.alloc(this.maxBatch * this.classes * 4);
     const scratchPtr = wasm.alloc(scratch);
+    const inputF32 = wasm.alloc(this.maxBatch * this.inputChannels * h * w * 4);
     const ops = this.#layers.map((l): (n: number) => void => {
       if (l.kind === "alias") return () => {};
       const inPtr = ptr.get(l.input)!;
@@ -301,7 +306,7 @@ export class Int8Engine {
       const gemm = l.gemm;
       return (n) => gemm.run(inPtr, outPtr, n, scratchPtr);
     });
-    const r: Resolution = { h, w, ptr, shape, scratch: scratchPtr, logits, ops };
+    const r: Resolution = { h, w, ptr, shape, scratch: scratchPtr, logits, input: inputF32, ops };
     this.#resolutions.set(key, r);
     return r;
   }
@@ -362,7 +367,11 @@ export class Int8Engine {
     return logits;
   }
 
-  /** QuantizeLinear as onnxruntime computes it, NCHW float -> NHWC uint8 in wasm memory. */
+  /**
+   * QuantizeLinear as onnxruntime computes it, NCHW float -> NHWC uint8 in wasm memory (the
+   * floats are copied in, then quantized by the module's SIMD kernel, which computes exactly what
+   * the TypeScript reference `quantizeNchwToNhwc` does).
+   */
   #quantizeInput(
     x: Float32Array,
     n: number,
@@ -371,8 +380,17 @@ export class Int8Engine {
     w: number,
     res: Resolution,
   ): void {
-    const dst = this.#wasm.u8(res.ptr.get(this.#input.id)!, n * h * w * c);
-    quantizeNchwToNhwc(x, [n, c, h, w], this.#input.quant, dst);
+    this.#wasm.f32(res.input, x.length).set(x);
+    const { scale, zeroPoint } = this.#input.quant;
+    this.#wasm.exports.quantizeInput(
+      res.input,
+      n,
+      c,
+      h * w,
+      scale,
+      zeroPoint,
+      res.ptr.get(this.#input.id)!,
+    );
   }
 
   /**

@@ -1130,3 +1130,62 @@ function sumRowS8(d: usize, last: usize, ones: v128, tailOnes: v128): v128 {
   }
   return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(d + last), tailOnes, acc);
 }
+
+/**
+ * QuantizeLinear as onnxruntime computes it, float32 NCHW -> uint8 NHWC:
+ * q = round_half_even(clamp(f32(x / scale), -zp, 255 - zp)) + zp, NaN -> zp (the TypeScript
+ * reference, kernels/int8/quantize_linear.ts, does the same).
+ */
+export function quantizeInput(
+  src: usize,
+  n: i32,
+  c: i32,
+  hw: i32,
+  scale: f32,
+  zp: i32,
+  dst: usize,
+): void {
+  const sv = f32x4.splat(scale);
+  const lo: i32 = -zp;
+  const hi: i32 = 255 - zp;
+  const flo = <f32> lo;
+  const fhi = <f32> hi;
+  const lov = f32x4.splat(flo);
+  const hiv = f32x4.splat(fhi);
+  const zpv = i32x4.splat(zp);
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      const s = src + (<usize> ((b * c + ch) * hw) << 2);
+      const d = dst + <usize> (b * hw * c + ch);
+      let i = 0;
+      if (c == 1) {
+        for (; i + 16 <= hw; i += 16) {
+          const p = s + (<usize> i << 2);
+          const q0 = quant4(v128.load(p), sv, lov, hiv, zpv);
+          const q1 = quant4(v128.load(p, 16), sv, lov, hiv, zpv);
+          const q2 = quant4(v128.load(p, 32), sv, lov, hiv, zpv);
+          const q3 = quant4(v128.load(p, 48), sv, lov, hiv, zpv);
+          v128.store(
+            d + <usize> i,
+            i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(q0, q1), i16x8.narrow_i32x4_s(q2, q3)),
+          );
+        }
+      }
+      for (; i < hw; i++) {
+        let v = load<f32>(s + (<usize> i << 2)) / scale;
+        if (v != v) v = 0;
+        v = min(max(v, flo), fhi);
+        store<u8>(d + <usize> (i * c), <u8> (<i32> nearest<f32>(v) + zp));
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function quant4(x: v128, sv: v128, lov: v128, hiv: v128, zpv: v128): v128 {
+  let f = f32x4.div(x, sv);
+  f = v128.and(f, f32x4.eq(f, f)); // NaN -> 0
+  f = f32x4.pmin(f32x4.pmax(f, lov), hiv);
+  return i32x4.add(i32x4.relaxed_trunc_f32x4_s(f32x4.nearest(f)), zpv);
+}

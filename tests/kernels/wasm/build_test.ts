@@ -41,6 +41,7 @@ Deno.test("kernels.wasm has zero imports and exports its memory and kernels", as
     "packRows",
     "packRowsS8",
     "padInput",
+    "quantizeInput",
     "requantize",
   ]);
 });

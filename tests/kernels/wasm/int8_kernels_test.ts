@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createGemmPlan } from "../../../kernels/int8/gemm.ts";
+import { quantizeNchwToNhwc } from "../../../kernels/int8/quantize_linear.ts";
 import { createWasmInt8Kernels } from "../../../kernels/wasm/int8_kernels.ts";
 import { packGemm } from "../../../kernels/wasm/int8_layers.ts";
 import { loadInt8Wasm } from "../../../kernels/wasm/int8_wasm.ts";
@@ -45,4 +46,39 @@ Deno.test("wasm GEMM layers take the 7-bit relaxed-dot path exactly when every c
   const wide = w.slice();
   wide[7] = 65; // outside the 7-bit range
   assert.equal(packGemm(wasm, plan(wide)).path, "i16");
+});
+
+Deno.test("wasm quantizeInput equals the reference QuantizeLinear (NCHW -> NHWC), edge values included", async () => {
+  const wasm = await loadInt8Wasm();
+  const scale = 0.0125;
+  const edges = [
+    NaN,
+    Infinity,
+    -Infinity,
+    0,
+    -0,
+    1e30,
+    -1e30,
+    0.5 * scale,
+    1.5 * scale,
+    -2.5 * scale,
+  ];
+  for (const [n, c, h, w] of [[1, 1, 28, 28], [2, 3, 5, 7], [1, 1, 3, 5], [3, 1, 4, 4]] as const) {
+    for (const zp of [0, 37, 128, 255]) {
+      let seed = n * 1000 + c * 100 + h + zp;
+      const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+      const x = Float32Array.from(
+        { length: n * c * h * w },
+        (_, i) =>
+          i < edges.length ? edges[i]! : (rand() * 2 - 1) * 4 + Math.round(rand() * 8) * scale / 2,
+      );
+      const want = quantizeNchwToNhwc(x, [n, c, h, w], { scale, zeroPoint: zp });
+      const mark = wasm.mark();
+      const src = wasm.put(x);
+      const dst = wasm.alloc(x.length);
+      wasm.exports.quantizeInput(src, n, c, h * w, scale, zp, dst);
+      assert.deepEqual(wasm.u8(dst, x.length).slice(), want, `[${n},${c},${h},${w}] zp ${zp}`);
+      wasm.release(mark);
+    }
+  }
 });
