@@ -126,6 +126,27 @@ Deno.test({
   },
 });
 
+Deno.test("topK() equals a full sort (score down, index up on ties) for every k", () => {
+  const labels = Array.from({ length: 12 }, (_, i) => `c${i}`);
+  let seed = 7;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let t = 0; t < 300; t++) {
+    const n = 1 + Math.floor(next() * 12);
+    // Many ties: a third of the logits are small integers.
+    const logits = new Float32Array(n).map(() =>
+      next() < 0.3 ? Math.floor(next() * 3) : (next() - 0.5) * 20
+    );
+    const max = Math.max(...logits);
+    const exp = Array.from(logits, (x) => Math.exp(x - max));
+    const sum = exp.reduce((a, b) => a + b, 0);
+    const sorted = exp.map((e, index) => ({ label: labels[index]!, index, score: e / sum }))
+      .sort((a, b) => b.score - a.score || a.index - b.index);
+    for (let k = 1; k <= n + 1; k++) {
+      assert.deepEqual(topK(logits, labels, k), sorted.slice(0, k), `[${logits}] k=${k}`);
+    }
+  }
+});
+
 Deno.test("topK() gives softmax scores summing to 1 over all classes, best first", () => {
   const p = topK(new Float32Array([1, 3, 2, 3]), ["a", "b", "c", "d"], 4);
   assert.deepEqual(p.map((x) => x.index), [1, 3, 2, 0]);
