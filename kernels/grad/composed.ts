@@ -180,12 +180,21 @@ export function depthwiseBackpropInputComposed(
 
 /** Registers the composed kernels on `backendName` (replacing any registered there). */
 export function registerComposedGradKernels(backendName = "wasm"): void {
+  // A replacement keeps the replaced kernel's setup: the wasm backend's stock kernels bind their
+  // C++ functions in setupFunc, which runs when the backend initializes, maybe after this call.
   const reg = (kernelName: string, kernelFunc: tf.KernelFunc) => {
-    if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
-    tf.registerKernel({ kernelName, backendName, kernelFunc });
+    const prev = tf.getKernel(kernelName, backendName);
+    if (prev) tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({
+      kernelName,
+      backendName,
+      kernelFunc,
+      ...(prev?.setupFunc ? { setupFunc: prev.setupFunc } : {}),
+      ...(prev?.disposeFunc ? { disposeFunc: prev.disposeFunc } : {}),
+    });
   };
   // Put back the backend's own kernels that registerOwnGradKernels replaced.
-  for (const name of [tf.Identity, tf.Conv2DBackpropInput]) {
+  for (const name of [tf.Identity, tf.Conv2DBackpropInput, tf.Conv2D]) {
     const stock =
       (tf.getKernel(name, backendName)?.kernelFunc as { stock?: tf.KernelFunc } | undefined)
         ?.stock;

@@ -57,6 +57,16 @@ export interface GradExports {
     cin: number,
     cout: number,
   ): void;
+  pwForward(x: number, w: number, y: number, m: number, cin: number, cout: number): void;
+  pwBackpropInput(
+    dy: number,
+    w: number,
+    wt: number,
+    dx: number,
+    m: number,
+    cin: number,
+    cout: number,
+  ): void;
   bnForward(
     x: number,
     gamma: number,

@@ -7,9 +7,11 @@
  *   direct TypeScript loops over the tensors' own memory (the wasm heap, no copies);
  * - the 1x1 stride-1 `Conv2DBackpropFilter` (`x^T dy`, the pointwise layers) is a WASM SIMD kernel
  *   with 4x16 register tiles;
- * - the 1x1 stride-1 `Conv2DBackpropInput` (`dy W^T`) runs as tfjs's BatchMatMul with W transposed
- *   explicitly (its XNNPACK path takes no transposes), far faster than the wasm backend's generic
- *   backprop-input loop.
+ * - the 1x1 stride-1 `Conv2D` forward (`x W`) and `Conv2DBackpropInput` (`dy W^T`) run as grad.wasm's
+ *   GEMM (4x8 register tiles, fused multiply-adds) on the heap, at or above XNNPACK's speed on these
+ *   narrow layers; without the heap the backprop input is tfjs's BatchMatMul with W transposed
+ *   explicitly (its XNNPACK path takes no transposes).
+ * On the wasm backend every grad.wasm kernel runs on tfjs's own heap (`onHeap`): no copies.
  * Any other shape falls back to the backend's own kernel or the composed one.
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -113,9 +115,18 @@ function isPointwise(ci: tf.backend_util.Conv2DInfo): boolean {
 export function registerOwnGradKernels(backendName = "wasm"): void {
   // Start from the composed set so every kernel exists, then override.
   registerComposedGradKernels(backendName);
+  // A replacement keeps the replaced kernel's setup: the wasm backend's stock kernels bind their
+  // C++ functions in setupFunc, which runs when the backend initializes, maybe after this call.
   const reg = (kernelName: string, kernelFunc: tf.KernelFunc) => {
-    if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);
-    tf.registerKernel({ kernelName, backendName, kernelFunc });
+    const prev = tf.getKernel(kernelName, backendName);
+    if (prev) tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({
+      kernelName,
+      backendName,
+      kernelFunc,
+      ...(prev?.setupFunc ? { setupFunc: prev.setupFunc } : {}),
+      ...(prev?.disposeFunc ? { disposeFunc: prev.disposeFunc } : {}),
+    });
   };
 
   reg(tf.Conv2DBackpropFilter, ({ inputs, attrs, backend }) => {
@@ -258,6 +269,35 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
     reg(tf.Identity, kernelFunc);
   }
 
+  // The 1x1 stride-1 convolution (the pointwise layers) and its backprop input run as grad.wasm's
+  // GEMM on the heap (4x8 register tiles, fused multiply-adds); other shapes keep the backend's
+  // kernel. Without the heap, the backprop input is tfjs's BatchMatMul with W transposed
+  // explicitly (its XNNPACK path takes no transposes).
+  const stockConv = tf.getKernel(tf.Conv2D, backendName);
+  if (stockConv && !(stockConv.kernelFunc as { own?: boolean }).own) {
+    const fallback = stockConv.kernelFunc;
+    const kernelFunc: tf.KernelFunc & { own?: boolean; stock?: tf.KernelFunc } = (args) => {
+      const x = args.inputs.x as tf.Tensor4D;
+      const filter = args.inputs.filter as tf.Tensor4D;
+      const a = args.attrs as unknown as ConvAttrs;
+      const h = onHeap(args.backend);
+      if (
+        !h || x.dtype !== "float32" || (a.dataFormat ?? "NHWC") !== "NHWC" ||
+        !isPointwise(convInfo(x.shape, filter.shape, a, false))
+      ) {
+        return fallback(args);
+      }
+      const [n, hh, w, cin] = x.shape;
+      const cout = filter.shape[3];
+      const y = h.out([n, hh, w, cout]);
+      h.g.k.pwForward(h.ptr(x), h.ptr(filter), h.ptr(y), n * hh * w, cin, cout);
+      return y;
+    };
+    kernelFunc.own = true;
+    kernelFunc.stock = fallback;
+    reg(tf.Conv2D, kernelFunc);
+  }
+
   const stockInput = tf.getKernel(tf.Conv2DBackpropInput, backendName);
   if (stockInput && !(stockInput.kernelFunc as { own?: boolean }).own) {
     const fallback = stockInput.kernelFunc;
@@ -269,6 +309,13 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
       const ci = convInfo(xs, filter.shape, a, false);
       if (!isPointwise(ci)) return fallback(args);
       const [, , cin, cout] = filter.shape;
+      const h = onHeap(args.backend);
+      if (h) {
+        const dx = h.out(xs);
+        const [wt] = h.g.regions([cin * cout * 4]);
+        h.g.k.pwBackpropInput(h.ptr(dy), h.ptr(filter), wt!, h.ptr(dx), dy.size / cout, cin, cout);
+        return dx;
+      }
       return tf.tidy(() =>
         tf.reshape(
           tf.matMul(tf.reshape(dy, [-1, cout]), tf.transpose(tf.reshape(filter, [cin, cout]))),

@@ -419,10 +419,134 @@ export function bnBackward(
 }
 
 /**
+ * C[i, j] = sum_k A[i, k] * B[k, j] for i < mm, j < nn, k < kk, in float32 (float multiply-adds).
+ * Strides are in floats: A[i, k] at a + (i * sai + k * sak), B[k, j] at b + (k * sbk + j),
+ * C[i, j] at c + (i * sci + j). Register tiles of 4 rows x 8 columns (8 accumulators, 11 vector
+ * registers: no spills on x86-64's 16), then 4-column and scalar remainders, and one row at a
+ * time for the last mm % 4 rows. Each C element sums its k terms in order, one multiply-add each.
+ */
+function gemm(
+  a: usize,
+  sai: i32,
+  sak: i32,
+  b: usize,
+  sbk: i32,
+  c: usize,
+  sci: i32,
+  mm: i32,
+  nn: i32,
+  kk: i32,
+): void {
+  const ai = <usize> sai << 2;
+  const ak = <usize> sak << 2;
+  const bk = <usize> sbk << 2;
+  const ci = <usize> sci << 2;
+  const n8 = nn & ~7;
+  const n4 = nn & ~3;
+  let i = 0;
+  for (; i + 4 <= mm; i += 4) {
+    const a0 = a + <usize> i * ai;
+    const c0 = c + <usize> i * ci;
+    let j = 0;
+    for (; j < n8; j += 8) {
+      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0);
+      let s20 = f32x4.splat(0), s21 = f32x4.splat(0), s30 = f32x4.splat(0), s31 = f32x4.splat(0);
+      let pa = a0;
+      let pb = b + (<usize> j << 2);
+      for (let k = 0; k < kk; k++) {
+        const b0 = v128.load(pb);
+        const b1 = v128.load(pb, 16);
+        const x0 = v128.load32_splat(pa);
+        s00 = fma4(s00, x0, b0);
+        s01 = fma4(s01, x0, b1);
+        const x1 = v128.load32_splat(pa + ai);
+        s10 = fma4(s10, x1, b0);
+        s11 = fma4(s11, x1, b1);
+        const x2 = v128.load32_splat(pa + 2 * ai);
+        s20 = fma4(s20, x2, b0);
+        s21 = fma4(s21, x2, b1);
+        const x3 = v128.load32_splat(pa + 3 * ai);
+        s30 = fma4(s30, x3, b0);
+        s31 = fma4(s31, x3, b1);
+        pa += ak;
+        pb += bk;
+      }
+      const pc = c0 + (<usize> j << 2);
+      v128.store(pc, s00);
+      v128.store(pc, s01, 16);
+      v128.store(pc + ci, s10);
+      v128.store(pc + ci, s11, 16);
+      v128.store(pc + 2 * ci, s20);
+      v128.store(pc + 2 * ci, s21, 16);
+      v128.store(pc + 3 * ci, s30);
+      v128.store(pc + 3 * ci, s31, 16);
+    }
+    for (; j < n4; j += 4) {
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let pa = a0;
+      let pb = b + (<usize> j << 2);
+      for (let k = 0; k < kk; k++) {
+        const b0 = v128.load(pb);
+        s0 = fma4(s0, v128.load32_splat(pa), b0);
+        s1 = fma4(s1, v128.load32_splat(pa + ai), b0);
+        s2 = fma4(s2, v128.load32_splat(pa + 2 * ai), b0);
+        s3 = fma4(s3, v128.load32_splat(pa + 3 * ai), b0);
+        pa += ak;
+        pb += bk;
+      }
+      const pc = c0 + (<usize> j << 2);
+      v128.store(pc, s0);
+      v128.store(pc + ci, s1);
+      v128.store(pc + 2 * ci, s2);
+      v128.store(pc + 3 * ci, s3);
+    }
+    for (; j < nn; j++) {
+      for (let r = 0; r < 4; r++) {
+        let sum: f32 = 0;
+        let pa = a0 + <usize> r * ai;
+        let pb = b + (<usize> j << 2);
+        for (let k = 0; k < kk; k++) {
+          sum += load<f32>(pa) * load<f32>(pb);
+          pa += ak;
+          pb += bk;
+        }
+        store<f32>(c0 + <usize> r * ci + (<usize> j << 2), sum);
+      }
+    }
+  }
+  for (; i < mm; i++) {
+    const a0 = a + <usize> i * ai;
+    const c0 = c + <usize> i * ci;
+    let j = 0;
+    for (; j < n4; j += 4) {
+      let s0 = f32x4.splat(0);
+      let pa = a0;
+      let pb = b + (<usize> j << 2);
+      for (let k = 0; k < kk; k++) {
+        s0 = fma4(s0, v128.load32_splat(pa), v128.load(pb));
+        pa += ak;
+        pb += bk;
+      }
+      v128.store(c0 + (<usize> j << 2), s0);
+    }
+    for (; j < nn; j++) {
+      let sum: f32 = 0;
+      let pa = a0;
+      let pb = b + (<usize> j << 2);
+      for (let k = 0; k < kk; k++) {
+        sum += load<f32>(pa) * load<f32>(pb);
+        pa += ak;
+        pb += bk;
+      }
+      store<f32>(c0 + (<usize> j << 2), sum);
+    }
+  }
+}
+
+/**
  * dL/dW of a 1x1 stride-1 convolution: out[ci * cout + co] = sum_r x[r, ci] * dy[r, co] over m
- * rows (N*H*W). Register tiles of 4 input x 16 output channels accumulate a block of rows in
- * float32, then add into acc (float64, cin * cout); tmp (float32, cin * cout) serves the
- * remainder channels.
+ * rows (N*H*W): `gemm` with x transposed by its strides, on blocks of 256 rows summed in float32
+ * into tmp (float32, cin * cout), each block then added into acc (float64, cin * cout).
  */
 export function pwBackpropFilter(
   x: usize,
@@ -436,83 +560,53 @@ export function pwBackpropFilter(
 ): void {
   const total = cin * cout;
   memory.fill(acc, 0, <usize> total << 3);
-  const ci4 = cin & ~3;
-  const co16 = cout & ~15;
   const block = 256;
   for (let r0 = 0; r0 < m; r0 += block) {
-    const r1 = min(m, r0 + block);
-    memory.fill(tmp, 0, <usize> total << 2);
-    for (let ci = 0; ci < ci4; ci += 4) {
-      for (let co = 0; co < co16; co += 16) {
-        let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0), a03 = f32x4.splat(0);
-        let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0), a13 = f32x4.splat(0);
-        let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a22 = f32x4.splat(0), a23 = f32x4.splat(0);
-        let a30 = f32x4.splat(0), a31 = f32x4.splat(0), a32 = f32x4.splat(0), a33 = f32x4.splat(0);
-        for (let r = r0; r < r1; r++) {
-          const xp = x + ((<usize> r * <usize> cin + <usize> ci) << 2);
-          const dp = dy + ((<usize> r * <usize> cout + <usize> co) << 2);
-          const d0 = v128.load(dp),
-            d1 = v128.load(dp, 16),
-            d2 = v128.load(dp, 32),
-            d3 = v128.load(dp, 48);
-          const x0 = v128.load32_splat(xp), x1 = v128.load32_splat(xp, 4);
-          const x2 = v128.load32_splat(xp, 8), x3 = v128.load32_splat(xp, 12);
-          a00 = fma4(a00, x0, d0);
-          a01 = fma4(a01, x0, d1);
-          a02 = fma4(a02, x0, d2);
-          a03 = fma4(a03, x0, d3);
-          a10 = fma4(a10, x1, d0);
-          a11 = fma4(a11, x1, d1);
-          a12 = fma4(a12, x1, d2);
-          a13 = fma4(a13, x1, d3);
-          a20 = fma4(a20, x2, d0);
-          a21 = fma4(a21, x2, d1);
-          a22 = fma4(a22, x2, d2);
-          a23 = fma4(a23, x2, d3);
-          a30 = fma4(a30, x3, d0);
-          a31 = fma4(a31, x3, d1);
-          a32 = fma4(a32, x3, d2);
-          a33 = fma4(a33, x3, d3);
-        }
-        const t0 = tmp + ((<usize> ci * <usize> cout + <usize> co) << 2);
-        const rs = <usize> cout << 2;
-        v128.store(t0, a00);
-        v128.store(t0, a01, 16);
-        v128.store(t0, a02, 32);
-        v128.store(t0, a03, 48);
-        v128.store(t0 + rs, a10);
-        v128.store(t0 + rs, a11, 16);
-        v128.store(t0 + rs, a12, 32);
-        v128.store(t0 + rs, a13, 48);
-        v128.store(t0 + 2 * rs, a20);
-        v128.store(t0 + 2 * rs, a21, 16);
-        v128.store(t0 + 2 * rs, a22, 32);
-        v128.store(t0 + 2 * rs, a23, 48);
-        v128.store(t0 + 3 * rs, a30);
-        v128.store(t0 + 3 * rs, a31, 16);
-        v128.store(t0 + 3 * rs, a32, 32);
-        v128.store(t0 + 3 * rs, a33, 48);
-      }
-    }
-    // Remainder channels (ci >= ci4 or co >= co16): scalar sums into tmp.
-    if (ci4 < cin || co16 < cout) {
-      for (let r = r0; r < r1; r++) {
-        const xp = x + ((<usize> r * <usize> cin) << 2);
-        const dp = dy + ((<usize> r * <usize> cout) << 2);
-        for (let ci = 0; ci < cin; ci++) {
-          const xv = load<f32>(xp + (<usize> ci << 2));
-          const coStart = ci < ci4 ? co16 : 0;
-          const tp = tmp + ((<usize> ci * <usize> cout) << 2);
-          for (let co = coStart; co < cout; co++) {
-            const o = <usize> co << 2;
-            store<f32>(tp + o, load<f32>(tp + o) + xv * load<f32>(dp + o));
-          }
-        }
-      }
-    }
+    const rows = min(m - r0, block);
+    gemm(
+      x + ((<usize> r0 * <usize> cin) << 2),
+      1,
+      cin,
+      dy + ((<usize> r0 * <usize> cout) << 2),
+      cout,
+      tmp,
+      cout,
+      cin,
+      cout,
+      rows,
+    );
     flush(acc, tmp, total);
   }
   for (let i = 0; i < total; i++) {
     store<f32>(out + (<usize> i << 2), <f32> load<f64>(acc + (<usize> i << 3)));
   }
+}
+
+/** Forward 1x1 stride-1 convolution: y[r, co] = sum_ci x[r, ci] * w[ci, co] over m rows. */
+export function pwForward(x: usize, w: usize, y: usize, m: i32, cin: i32, cout: i32): void {
+  gemm(x, cin, 1, w, cout, y, cout, m, cout, cin);
+}
+
+/**
+ * dL/dx of a 1x1 stride-1 convolution: dx[r, ci] = sum_co dy[r, co] * w[ci, co] over m rows;
+ * wt (cout * cin floats) is scratch for w transposed.
+ */
+export function pwBackpropInput(
+  dy: usize,
+  w: usize,
+  wt: usize,
+  dx: usize,
+  m: i32,
+  cin: i32,
+  cout: i32,
+): void {
+  for (let i = 0; i < cin; i++) {
+    for (let o = 0; o < cout; o++) {
+      store<f32>(
+        wt + ((<usize> (o * cin + i)) << 2),
+        load<f32>(w + ((<usize> (i * cout + o)) << 2)),
+      );
+    }
+  }
+  gemm(dy, cout, 1, wt, cin, dx, cin, m, cin, cout);
 }

@@ -302,7 +302,9 @@ Deno.test("on the wasm heap (grad.wasm on tfjs's memory, no copies) the own kern
       ];
     });
   }
-  for (const [n, h, cin, cout] of [[2, 4, 8, 16], [3, 5, 6, 21], [8, 16, 32, 64]]) {
+  for (
+    const [n, h, cin, cout] of [[2, 4, 8, 16], [3, 5, 6, 21], [8, 16, 32, 64], [1, 3, 3, 2]]
+  ) {
     const xs: [number, number, number, number] = [n!, h!, h!, cin!];
     const fs: [number, number, number, number] = [1, 1, cin!, cout!];
     const x = rand(n! * h! * h! * cin!, rng);
@@ -312,6 +314,7 @@ Deno.test("on the wasm heap (grad.wasm on tfjs's memory, no copies) the own kern
       const dyt = tf.tensor4d(dy, [n!, h!, h!, cout!]);
       const attrs = { strides: 1, pad: "same", dataFormat: "NHWC" };
       return [
+        tf.conv2d(tf.tensor4d(x, xs), tf.tensor4d(w, fs), 1, "same"),
         tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: tf.tensor4d(x, xs), dy: dyt }, {
           ...attrs,
           filterShape: fs,

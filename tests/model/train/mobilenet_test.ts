@@ -97,7 +97,9 @@ Deno.test("TfMobileNet gradients on wasm with the own kernels and fused BN equal
     stridePlan: "cifar",
   });
   const w = initWeights(spec, new Rng(2));
-  const rng = new Rng(5);
+  // Seed 40: of the input seeds 5-40, the one whose pre-activation nearest a ReLU6 kink (0 or 6)
+  // on the cpu backend is farthest from it (2e-5); see the note on mask flips below.
+  const rng = new Rng(40);
   const x = Float32Array.from({ length: 6 * 144 }, () => rng.normal());
   const labels = Int32Array.from({ length: 6 }, () => rng.int(10));
   await tf.setBackend("cpu");
@@ -115,7 +117,8 @@ Deno.test("TfMobileNet gradients on wasm with the own kernels and fused BN equal
   // Per tensor, relative to its largest magnitude: float32 sums run in different orders and the
   // error compounds through 27 batch norms (observed <= 2e-4). A pre-activation within rounding of
   // zero can flip a ReLU mask between backends and move a whole channel's gradient (seed 3 does
-  // this at block 8); the seed here has no such element.
+  // this at block 8; seed 5, 6e-6 from a kink, once the pointwise convolutions ran as grad.wasm's
+  // GEMM with fused multiply-adds); the seed here has no such element.
   let o = 0;
   for (const p of own.trainable) {
     let scale = 0;
