@@ -62,8 +62,10 @@ for (const m of shipped.filter((m) => alphas.includes(m.alpha))) {
       if (r.kind === "depthwise") kind = `depthwise ${kh}x${kw} s${s.strides[0]}`;
       else if (r.kind === "gemm_im2col") kind = `conv ${kh}x${kw} s${s.strides[0]}`;
       else kind = "pointwise";
+      kind += ` (${r.path})`;
     } else if (s?.op === "gemm") {
       macs = batch * s.inFeatures * s.outFeatures;
+      kind += ` (${r.path})`;
     }
     const k = byKind.get(kind) ?? { ms: 0, macs: 0, n: 0 };
     k.ms += r.ms;

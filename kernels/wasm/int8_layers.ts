@@ -171,11 +171,12 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
         }
       }
     }
-    s7 = wasm.packGemmWeightsS7(w8, plan.outC, k, plan.bias, plan.multipliers, inZp);
+    // extra columns (see gatherColsS8) only where rows are packed straight from the input
+    s7 = wasm.packGemmWeightsS7(w8, plan.outC, k, plan.bias, plan.multipliers, inZp, direct);
   }
   if (s7) {
     // 7-bit weights: the relaxed int8 dot product (gemmS7), rows packed as bytes + row sums
-    const { ptr: w7, kq, bias: b7, mult: m7 } = s7;
+    const { ptr: w7, kq, bias: b7, mult: m7, extra, extraCount } = s7;
     const rowsOf = (n: number, h: number, w: number) => {
       const g = geometry(h, w);
       return n * g.outH * g.outW;
@@ -200,6 +201,7 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
             const rows = n * pixels;
             const a = scratch + roundUp(rows * 4, 16);
             ex.packRowsS8(inPtr, rows, c, c, a, kq, scratch);
+            if (extraCount) ex.gatherColsS8(inPtr, rows, c, extra, extraCount, a, kq, c, scratch);
             ex.gemmS7(
               a,
               rows,
@@ -332,7 +334,7 @@ export function packGemm(wasm: Int8Wasm, plan: GemmPlan): PackedGemm {
     )
     : undefined;
   if (s7) {
-    const { ptr: w7, kq, bias: b7, mult: m7 } = s7;
+    const { ptr: w7, kq, bias: b7, mult: m7, extra, extraCount } = s7;
     return {
       k: plan.k,
       n: plan.n,
@@ -342,6 +344,9 @@ export function packGemm(wasm: Int8Wasm, plan: GemmPlan): PackedGemm {
       run(inPtr, outPtr, rows, scratch) {
         const a = scratch + roundUp(rows * 4, 16);
         ex.packRowsS8(inPtr, rows, plan.k, plan.k, a, kq, scratch);
+        if (extraCount) {
+          ex.gatherColsS8(inPtr, rows, plan.k, extra, extraCount, a, kq, plan.k, scratch);
+        }
         if (float) {
           ex.gemmS7F32(a, rows, kq, w7, plan.n, b7, scratch, m7, outPtr);
         } else {

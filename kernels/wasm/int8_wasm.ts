@@ -111,6 +111,17 @@ export interface Int8WasmExports {
     signs: number,
     sums: number,
   ): number;
+  gatherColsS8(
+    src: number,
+    m: number,
+    ldsrc: number,
+    cols: number,
+    e: number,
+    dst: number,
+    kq: number,
+    k: number,
+    corr: number,
+  ): void;
   packRowsS8(
     src: number,
     m: number,
@@ -244,6 +255,7 @@ const EXPORT_NAMES = [
   "padInput",
   "packIm2colS8Padded",
   "quantizeInput",
+  "gatherColsS8",
 ] as const;
 
 /** Weights packed for `gemmS7` (7-bit weights on the relaxed int8 dot product). */
@@ -256,6 +268,12 @@ export interface PackedS7 {
   readonly bias: number;
   /** Per-channel multipliers (or float scales) times the channel sign s (padded to 8). */
   readonly mult: number;
+  /**
+   * Extra columns (see `gatherColsS8` in assembly/int8.ts): the input columns they copy (int32
+   * pointer) and how many; the packed rows hold k + extraCount columns.
+   */
+  readonly extra: number;
+  readonly extraCount: number;
 }
 
 /** One instance of the kernels module and its memory. */
@@ -386,10 +404,11 @@ export class Int8Wasm {
   }
 
   /**
-   * Packs symmetric int8 `[n, k]` weights for `gemmS7` when every channel fits the 7-bit path
-   * (values in -64..64, not both +64 and -64 in one channel); undefined otherwise (nothing is
-   * left allocated). `bias` is the int32 bias, `mult` the per-channel multipliers (or float
-   * scales), `inZp` the input zero point, all folded as `gemmS7` expects.
+   * Packs symmetric int8 `[n, k]` weights for `gemmS7` when the weights lie in -64..64; undefined
+   * otherwise (nothing is left allocated). A channel holding both +64 and -64 gets extra columns
+   * (`extraCount`, filled by `gatherColsS8` at run time) unless `allowExtra` is false (then
+   * undefined). `bias` is the int32 bias, `mult` the per-channel multipliers (or float scales),
+   * `inZp` the input zero point, all folded as `gemmS7` expects.
    */
   packGemmWeightsS7(
     weights: Int8Array,
@@ -398,7 +417,48 @@ export class Int8Wasm {
     bias: ArrayLike<number>,
     mult: ArrayLike<number>,
     inZp: number,
+    allowExtra = true,
   ): PackedS7 | undefined {
+    const first = this.#packS7(weights, n, k, bias, mult, inZp);
+    if (first !== 2) return first;
+    if (!allowExtra) return undefined;
+    // Channels holding both +64 and -64: each +64 becomes 63 plus weight 1 in an extra column
+    // that copies the same input column (one extra column per distinct input column).
+    const both: number[] = [];
+    const cols = new Set<number>();
+    for (let o = 0; o < n; o++) {
+      const row = weights.subarray(o * k, (o + 1) * k);
+      if (row.includes(64) && row.includes(-64)) {
+        both.push(o);
+        row.forEach((v, p) => v === 64 && cols.add(p));
+      }
+    }
+    const extra = [...cols].sort((a, b) => a - b);
+    const k2 = k + extra.length;
+    const w2 = new Int8Array(n * k2);
+    for (let o = 0; o < n; o++) w2.set(weights.subarray(o * k, (o + 1) * k), o * k2);
+    for (const o of both) {
+      extra.forEach((p, j) => {
+        if (w2[o * k2 + p] === 64) {
+          w2[o * k2 + p] = 63;
+          w2[o * k2 + k + j] = 1;
+        }
+      });
+    }
+    const packed = this.#packS7(w2, n, k2, bias, mult, inZp);
+    if (packed === 2 || !packed) return undefined;
+    return { ...packed, extra: this.put(Int32Array.from(extra)), extraCount: extra.length };
+  }
+
+  /** packGemmWeightsS7 without extra columns; 2 when a channel holds both +64 and -64. */
+  #packS7(
+    weights: Int8Array,
+    n: number,
+    k: number,
+    bias: ArrayLike<number>,
+    mult: ArrayLike<number>,
+    inZp: number,
+  ): PackedS7 | undefined | 2 {
     const kq = roundUp(k, 4);
     const start = this.mark();
     const dst = this.alloc(Math.ceil(n / 8) * 8 * kq);
@@ -406,10 +466,10 @@ export class Int8Wasm {
     const src = this.put(weights);
     const signs = this.alloc(n * 4);
     const sums = this.alloc(n * 4);
-    const ok = this.exports.packGemmWeightsS7(src, n, k, kq, dst, signs, sums) === 1;
-    if (!ok) {
+    const status = this.exports.packGemmWeightsS7(src, n, k, kq, dst, signs, sums);
+    if (status !== 1) {
       this.release(start);
-      return undefined;
+      return status === 2 ? 2 : undefined;
     }
     const sg = this.i32(signs, n).slice();
     const sm = this.i32(sums, n).slice();
@@ -422,7 +482,7 @@ export class Int8Wasm {
       b[o] = s * bias[o]! + (128 - inZp) * sm[o]! + 8192 * k;
       m[o] = s * mult[o]!;
     }
-    return { ptr: dst, kq, bias: this.put(b), mult: this.put(m) };
+    return { ptr: dst, kq, bias: this.put(b), mult: this.put(m), extra: 0, extraCount: 0 };
   }
 
   /** Packs symmetric int8 depthwise weights `[c, k*k]` in wasm. */

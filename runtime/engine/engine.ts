@@ -404,6 +404,8 @@ export class Int8Engine {
   ): {
     layer: string;
     kind: string;
+    /** Arithmetic of the layer's kernel ("s7" 7-bit relaxed dot, "i16"; "" for other steps). */
+    path: string;
     ms: number;
     inShape: readonly [number, number, number];
     outShape: readonly [number, number, number];
@@ -418,6 +420,7 @@ export class Int8Engine {
       return {
         layer: l.output,
         kind,
+        path: l.kind === "conv" ? l.conv.path : l.kind === "gemm" ? l.gemm.path : "",
         ms: t[Math.floor(t.length / 10)] ?? 0,
         inShape: res.shape.get(l.input)!,
         outShape: res.shape.get(l.output)!,

@@ -661,8 +661,8 @@ export function requantize(
  * Packs int8 weights [n][k] (zero point 0) for gemmS7: per block of 8 output channels, per quad
  * of k (kq = k rounded up to 4): 32 bytes = [o0: k0..k3, o1: .., o2, o3] then o4..o7, value
  * s * w + 64, zero in the padding. Writes s (i32) to signs[o] and sum_k s * w to sums[o].
- * Returns 1, or 0 when some channel cannot use the 7-bit path (a weight outside -64..64, or both
- * +64 and -64 in one channel): the caller then uses the int16 path.
+ * Returns 1; 0 when a weight lies outside -64..64 (the caller then uses the int16 path); 2 when a
+ * channel holds both +64 and -64 (the caller moves its +64s to extra columns, see gatherColsS8).
  */
 export function packGemmWeightsS7(
   src: usize,
@@ -684,7 +684,7 @@ export function packGemmWeightsS7(
       if (v == 64) hasPos = true;
       if (v == -64) hasNeg = true;
     }
-    if (hasPos && hasNeg) return 0;
+    if (hasPos && hasNeg) return 2;
     const s = hasPos ? -1 : 1;
     const base = dst + <usize> ((o >> 3) * 8 * kq + ((o & 7) >> 2) * 16 + (o & 3) * 4);
     let sum = 0;
@@ -1188,4 +1188,35 @@ function quant4(x: v128, sv: v128, lov: v128, hiv: v128, zpv: v128): v128 {
   f = v128.and(f, f32x4.eq(f, f)); // NaN -> 0
   f = f32x4.pmin(f32x4.pmax(f, lov), hiv);
   return i32x4.add(i32x4.relaxed_trunc_f32x4_s(f32x4.nearest(f)), zpv);
+}
+
+/**
+ * Extra GEMM columns for the 7-bit path (after packRowsS8 wrote the k real ones): column k + j of
+ * row r is a copy of input column cols[j] (x ^ 0x80), and corr[r] gets -64 * sum_j x. A channel
+ * that holds both +64 and -64 keeps 63 in place of each +64 and gets weight 1 in the extra column
+ * that copies that input: the same sum, every packed weight in range.
+ */
+export function gatherColsS8(
+  src: usize,
+  m: i32,
+  ldsrc: i32,
+  cols: usize,
+  e: i32,
+  dst: usize,
+  kq: i32,
+  k: i32,
+  corr: usize,
+): void {
+  for (let r = 0; r < m; r++) {
+    const s = src + <usize> r * <usize> ldsrc;
+    const d = dst + <usize> r * <usize> kq + <usize> k;
+    let sum = 0;
+    for (let j = 0; j < e; j++) {
+      const x = <i32> load<u8>(s + <usize> load<i32>(cols + (<usize> j << 2)));
+      sum += x;
+      store<u8>(d + <usize> j, <u8> (x ^ 0x80));
+    }
+    const pc = corr + (<usize> r << 2);
+    store<i32>(pc, load<i32>(pc) - 64 * sum);
+  }
 }

@@ -137,8 +137,8 @@ interface ConvCaseSpec {
 /**
  * 7-bit weight patterns (values in -64..64, as model/export/quantize.ts writes them):
  * "mixed": channels holding +64 only, -64 only, or neither (the wasm GEMM's 7-bit path flips the
- * sign of the first kind); "both": one channel holds +64 and -64 (that layer falls back to the
- * int16 path).
+ * sign of the first kind); "both": also channels holding +64 and -64 (the wasm pointwise and FC
+ * layers move those +64s to extra columns, the im2col and depthwise layers use the int16 path).
  */
 type Weights7 = "mixed" | "both";
 
@@ -146,9 +146,10 @@ function sevenBit(w: Int8Array, outC: number, mode: Weights7): Int8Array {
   const per = w.length / outC;
   const out = w.map((v) => Math.max(-63, v >> 1));
   for (let o = 0; o < outC; o++) {
-    if (mode === "both" && o === 0) {
-      out[0] = 64;
-      out[per - 1] = -64;
+    if (mode === "both" && o % 4 === 0) {
+      // +64 at a column shared by several channels or of its own, and a -64
+      out[o * per + (o % 8 === 0 ? 0 : (o * 7) % per)] = 64;
+      out[o * per + per - 1] = -64;
     } else if (o % 3 === 0) out[o * per] = 64;
     else if (o % 3 === 1) out[o * per + per - 1] = -64;
   }
@@ -520,7 +521,7 @@ export function generatedCases(): ConformanceCase[] {
       seed: 54,
     }),
     convCase({
-      name: "pointwise 7-bit, +64 and -64 in one channel (int16 path)",
+      name: "pointwise 7-bit, channels with +64 and -64",
       shape: [1, 3, 5, 20],
       outC: 12,
       k: 1,
@@ -629,7 +630,7 @@ export function generatedCases(): ConformanceCase[] {
       seed: 68,
     }),
     convCase({
-      name: "depthwise 7-bit, +64 and -64 in one channel",
+      name: "depthwise 7-bit, channels with +64 and -64",
       shape: [1, 4, 4, 8],
       outC: 0,
       k: 3,
@@ -641,7 +642,55 @@ export function generatedCases(): ConformanceCase[] {
     gemmCase("fc 7-bit 7x1024 -> 1000", 7, 1024, 1000, 58, false, "mixed"),
     gemmCase("fc 7-bit float logits 3x64 -> 10", 3, 64, 10, 59, true, "mixed"),
     gemmCase("fc 7-bit float logits 1x17 -> 3", 1, 17, 3, 60, true, "mixed"),
-    gemmCase("fc 7-bit, +64 and -64 in one channel (int16 path)", 2, 40, 9, 61, false, "both"),
+    gemmCase("fc 7-bit, channels with +64 and -64", 2, 40, 9, 61, false, "both"),
+    gemmCase(
+      "fc 7-bit 7x1024 -> 1000, channels with +64 and -64",
+      7,
+      1024,
+      1000,
+      70,
+      false,
+      "both",
+    ),
+    gemmCase(
+      "fc 7-bit float logits 3x64 -> 10, channels with +64 and -64",
+      3,
+      64,
+      10,
+      71,
+      true,
+      "both",
+    ),
+    convCase({
+      name: "pointwise 7-bit 13 -> 33 5x3 batch 3, channels with +64 and -64",
+      shape: [3, 5, 3, 13],
+      outC: 33,
+      k: 1,
+      stride: 1,
+      weights7: "both",
+      seed: 72,
+    }),
+    convCase({
+      name: "pointwise 7-bit zp 255/255 saturating, channels with +64 and -64",
+      shape: [2, 3, 3, 24],
+      outC: 40,
+      k: 1,
+      stride: 1,
+      inZp: 255,
+      outZp: 255,
+      gain: 6,
+      weights7: "both",
+      seed: 73,
+    }),
+    convCase({
+      name: "first conv 7-bit 3ch 7x5 s2 -> 13, channels with +64 and -64",
+      shape: [1, 7, 5, 3],
+      outC: 13,
+      k: 3,
+      stride: 2,
+      weights7: "both",
+      seed: 74,
+    }),
     // FC / GEMM
     gemmCase("fc 1x256 -> 10", 1, 256, 10, 30),
     gemmCase("fc 5x33 -> 9", 5, 33, 9, 31),
