@@ -436,6 +436,7 @@ function gemm(
   mm: i32,
   nn: i32,
   kk: i32,
+  mr6: bool,
 ): void {
   const ai = <usize> sai << 2;
   const ak = <usize> sak << 2;
@@ -444,6 +445,58 @@ function gemm(
   const n8 = nn & ~7;
   const n4 = nn & ~3;
   let i = 0;
+  // Six-row tiles (12 accumulators, 15 vector registers) when every column strip is 8 wide.
+  if (mr6 && n8 == nn) {
+    for (; i + 6 <= mm; i += 6) {
+      const a0 = a + <usize> i * ai;
+      const c0 = c + <usize> i * ci;
+      let j = 0;
+      for (; j < n8; j += 8) {
+        let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0);
+        let s20 = f32x4.splat(0), s21 = f32x4.splat(0), s30 = f32x4.splat(0), s31 = f32x4.splat(0);
+        let s40 = f32x4.splat(0), s41 = f32x4.splat(0), s50 = f32x4.splat(0), s51 = f32x4.splat(0);
+        let pa = a0;
+        let pb = b + (<usize> j << 2);
+        for (let k = 0; k < kk; k++) {
+          const b0 = v128.load(pb);
+          const b1 = v128.load(pb, 16);
+          const x0 = v128.load32_splat(pa);
+          s00 = fma4(s00, x0, b0);
+          s01 = fma4(s01, x0, b1);
+          const x1 = v128.load32_splat(pa + ai);
+          s10 = fma4(s10, x1, b0);
+          s11 = fma4(s11, x1, b1);
+          const x2 = v128.load32_splat(pa + 2 * ai);
+          s20 = fma4(s20, x2, b0);
+          s21 = fma4(s21, x2, b1);
+          const x3 = v128.load32_splat(pa + 3 * ai);
+          s30 = fma4(s30, x3, b0);
+          s31 = fma4(s31, x3, b1);
+          const x4 = v128.load32_splat(pa + 4 * ai);
+          s40 = fma4(s40, x4, b0);
+          s41 = fma4(s41, x4, b1);
+          const x5 = v128.load32_splat(pa + 5 * ai);
+          s50 = fma4(s50, x5, b0);
+          s51 = fma4(s51, x5, b1);
+          pa += ak;
+          pb += bk;
+        }
+        const pc = c0 + (<usize> j << 2);
+        v128.store(pc, s00);
+        v128.store(pc, s01, 16);
+        v128.store(pc + ci, s10);
+        v128.store(pc + ci, s11, 16);
+        v128.store(pc + 2 * ci, s20);
+        v128.store(pc + 2 * ci, s21, 16);
+        v128.store(pc + 3 * ci, s30);
+        v128.store(pc + 3 * ci, s31, 16);
+        v128.store(pc + 4 * ci, s40);
+        v128.store(pc + 4 * ci, s41, 16);
+        v128.store(pc + 5 * ci, s50);
+        v128.store(pc + 5 * ci, s51, 16);
+      }
+    }
+  }
   for (; i + 4 <= mm; i += 4) {
     const a0 = a + <usize> i * ai;
     const c0 = c + <usize> i * ci;
@@ -574,6 +627,7 @@ export function pwBackpropFilter(
       cin,
       cout,
       rows,
+      false,
     );
     flush(acc, tmp, total);
   }
@@ -584,7 +638,7 @@ export function pwBackpropFilter(
 
 /** Forward 1x1 stride-1 convolution: y[r, co] = sum_ci x[r, ci] * w[ci, co] over m rows. */
 export function pwForward(x: usize, w: usize, y: usize, m: i32, cin: i32, cout: i32): void {
-  gemm(x, cin, 1, w, cout, y, cout, m, cout, cin);
+  gemm(x, cin, 1, w, cout, y, cout, m, cout, cin, true);
 }
 
 /**
@@ -608,5 +662,5 @@ export function pwBackpropInput(
       );
     }
   }
-  gemm(dy, cout, 1, wt, cin, dx, cin, m, cin, cout);
+  gemm(dy, cout, 1, wt, cin, dx, cin, m, cin, cout, true);
 }
