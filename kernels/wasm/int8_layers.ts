@@ -122,6 +122,26 @@ export function packConv2d(wasm: Int8Wasm, plan: Conv2dPlan, padding: Padding): 
         const p = padded(h, w);
         return (inPtr, outPtr, n, scratch) => {
           ex.padInput(inPtr, n, h, w, c, g.padTop, g.padLeft, p.h, p.w, inZp, scratch, 0);
+          if (kh === 3) {
+            ex.depthwise3x3Padded(
+              scratch,
+              n,
+              p.h,
+              p.w,
+              c,
+              strideH,
+              g.outH,
+              g.outW,
+              wts,
+              biasIn,
+              mult,
+              outZp,
+              lo,
+              hi,
+              outPtr,
+            );
+            return;
+          }
           ex.depthwise(
             scratch,
             n,

@@ -150,6 +150,23 @@ export interface Int8WasmExports {
     kq: number,
     corr: number,
   ): void;
+  depthwise3x3Padded(
+    src: number,
+    n: number,
+    ph: number,
+    pw: number,
+    c: number,
+    stride: number,
+    oh: number,
+    ow: number,
+    wts: number,
+    biasIn: number,
+    mult: number,
+    outZp: number,
+    lo: number,
+    hi: number,
+    dst: number,
+  ): void;
   quantizeInput(
     src: number,
     n: number,
@@ -256,6 +273,7 @@ const EXPORT_NAMES = [
   "packIm2colS8Padded",
   "quantizeInput",
   "gatherColsS8",
+  "depthwise3x3Padded",
 ] as const;
 
 /** Weights packed for `gemmS7` (7-bit weights on the relaxed int8 dot product). */

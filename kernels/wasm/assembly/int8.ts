@@ -1220,3 +1220,81 @@ export function gatherColsS8(
     store<i32>(pc, load<i32>(pc) - 64 * sum);
   }
 }
+
+/**
+ * Depthwise 3x3 on a padded NHWC uint8 input (padInput: every window inside), int16 weights as
+ * `depthwise` packs them, biasIn = bias - inZp * sum(w) (the zero point folded in). Channel block
+ * outermost: the block's 10 weight vectors, bias and multipliers are loaded once and reused for
+ * every output pixel.
+ */
+export function depthwise3x3Padded(
+  src: usize,
+  n: i32,
+  ph: i32,
+  pw: i32,
+  c: i32,
+  stride: i32,
+  oh: i32,
+  ow: i32,
+  wts: usize,
+  biasIn: usize,
+  mult: usize,
+  outZp: i32,
+  lo: i32,
+  hi: i32,
+  dst: usize,
+): void {
+  const flof = <f32> (lo - outZp);
+  const fhif = <f32> (hi - outZp);
+  const cs = <usize> c;
+  const rs = <usize> (pw * c);
+  const step = <usize> stride * cs;
+  const cb = (c + 7) >> 3;
+  for (let j = 0; j < cb; j++) {
+    const off = <usize> j << 3;
+    const pw0 = wts + <usize> j * 160;
+    const w0 = v128.load(pw0), w1 = v128.load(pw0, 16), w2 = v128.load(pw0, 32);
+    const w3 = v128.load(pw0, 48), w4 = v128.load(pw0, 64), w5 = v128.load(pw0, 80);
+    const w6 = v128.load(pw0, 96), w7 = v128.load(pw0, 112), w8 = v128.load(pw0, 128);
+    const w9 = v128.load(pw0, 144);
+    const cnt = min(8, c - (j << 3));
+    for (let b = 0; b < n; b++) {
+      for (let oy = 0; oy < oh; oy++) {
+        let q = src + <usize> ((b * ph + oy * stride) * pw) * cs + off;
+        let o = dst + <usize> ((b * oh + oy) * ow) * cs + off;
+        for (let ox = 0; ox < ow; ox++) {
+          let a0 = v128.load(biasIn + (off << 2));
+          let a1 = v128.load(biasIn + (off << 2), 16);
+          let xa = v128.load8x8_u(q);
+          let xb = v128.load8x8_u(q + cs);
+          a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 0, 8, 1, 9, 2, 10, 3, 11), w0));
+          a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 4, 12, 5, 13, 6, 14, 7, 15), w1));
+          xa = v128.load8x8_u(q + 2 * cs);
+          xb = v128.load8x8_u(q + rs);
+          a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 0, 8, 1, 9, 2, 10, 3, 11), w2));
+          a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 4, 12, 5, 13, 6, 14, 7, 15), w3));
+          xa = v128.load8x8_u(q + rs + cs);
+          xb = v128.load8x8_u(q + rs + 2 * cs);
+          a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 0, 8, 1, 9, 2, 10, 3, 11), w4));
+          a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 4, 12, 5, 13, 6, 14, 7, 15), w5));
+          xa = v128.load8x8_u(q + 2 * rs);
+          xb = v128.load8x8_u(q + 2 * rs + cs);
+          a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 0, 8, 1, 9, 2, 10, 3, 11), w6));
+          a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.shuffle(xa, xb, 4, 12, 5, 13, 6, 14, 7, 15), w7));
+          // tap 8 pairs with a zero weight
+          xa = v128.load8x8_u(q + 2 * rs + 2 * cs);
+          a0 = i32x4.add(a0, i32x4.dot_i16x8_s(i32x4.extend_low_i16x8_u(xa), w8));
+          a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i32x4.extend_high_i16x8_u(xa), w9));
+          store8(
+            o,
+            requant4(a0, v128.load(mult + (off << 2)), f32x4.splat(flof), f32x4.splat(fhif), i32x4.splat(outZp)),
+            requant4(a1, v128.load(mult + (off << 2), 16), f32x4.splat(flof), f32x4.splat(fhif), i32x4.splat(outZp)),
+            cnt,
+          );
+          q += step;
+          o += cs;
+        }
+      }
+    }
+  }
+}

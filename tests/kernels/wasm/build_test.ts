@@ -25,6 +25,7 @@ Deno.test("kernels.wasm has zero imports and exports its memory and kernels", as
   const names = WebAssembly.Module.exports(module).map((e) => e.name).sort();
   assert.deepEqual(names, [
     "depthwise",
+    "depthwise3x3Padded",
     "gatherColsS8",
     "gemmF32",
     "gemmS7",
