@@ -614,6 +614,8 @@ export function pwBackpropFilter(
   const total = cin * cout;
   memory.fill(acc, 0, <usize> total << 3);
   const block = 256;
+  // Six-row tiles unless they would leave two rows (cin % 6 == 2) to the one-row loop.
+  const mr6 = cin % 6 != 2 || cin >= 128;
   for (let r0 = 0; r0 < m; r0 += block) {
     const rows = min(m - r0, block);
     gemm(
@@ -627,7 +629,7 @@ export function pwBackpropFilter(
       cin,
       cout,
       rows,
-      false,
+      mr6,
     );
     flush(acc, tmp, total);
   }
