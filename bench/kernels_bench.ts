@@ -2,11 +2,13 @@
  * int8 kernel throughput: wasm SIMD (kernels/wasm) vs the TypeScript reference (kernels/int8) in
  * the same process, alternating, one thread. Prints GMAC/s per kernel and the speed ratio.
  *
- *   deno run -A bench/kernels_bench.ts [--quick]
+ *   deno run -A bench/kernels_bench.ts [--quick] [--full-range]
  *
  * Shapes are MobileNet V1 layers (cifar stride plan, alpha 1.0, 32x32 input) plus a 5x5 depthwise
  * as V3 uses. Timings are medians of alternating rounds; trust the ratio more than the absolute
- * numbers on a shared machine.
+ * numbers on a shared machine. Weights are 7-bit (-64..64, the shipped models' format: the GEMMs
+ * take the relaxed-dot path) unless `--full-range` (-128..127: the int16 path everywhere); the
+ * "path" column says which arithmetic each kernel used.
  */
 import { createConv2dPlan, type NHWC, runConv2dPlan } from "../kernels/int8/conv2d.ts";
 import { createGemmPlan, runGemmPlan, runGemmPlanFloat } from "../kernels/int8/gemm.ts";
@@ -20,10 +22,21 @@ const wasm = await loadInt8Wasm();
 let seed = 12345;
 const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
 const u8 = (n: number) => Uint8Array.from({ length: n }, () => Math.floor(rand() * 256));
-const i8 = (n: number) => Int8Array.from({ length: n }, () => Math.floor(rand() * 256) - 128);
+const fullRange = Deno.args.includes("--full-range");
+/**
+ * Weights as `n` values; 7-bit ones as the exporter makes them (scale = max|w| / 64 per channel):
+ * -63..63 with one +-64 in each run of `per` values (one output channel).
+ */
+const i8 = (n: number, per = n) =>
+  Int8Array.from({ length: n }, (_, i) => {
+    if (fullRange) return Math.floor(rand() * 256) - 128;
+    if (i % per === 0) return rand() < 0.5 ? 64 : -64;
+    return Math.floor(rand() * 127) - 63;
+  });
 
 interface Bench {
   name: string;
+  path: string;
   macs: number;
   ref: () => void;
   wasm: () => void;
@@ -41,7 +54,7 @@ function convBench(
   const oc = depthwise ? c : outC;
   const inPer = depthwise ? 1 : c;
   const plan = createConv2dPlan(shape, {
-    weights: i8(oc * inPer * k * k),
+    weights: i8(oc * inPer * k * k, inPer * k * k),
     weightShape: [oc, inPer, k, k],
     weightScales: Float32Array.from({ length: oc }, () => 0.01),
     bias: new Int32Array(oc),
@@ -56,7 +69,7 @@ function convBench(
   const macs = plan.outH * plan.outW * oc * inPer * k * k * shape[0];
   if (!depthwise && k === 1) {
     const g = createGemmPlan([shape[0] * shape[1] * shape[2], c], {
-      weights: i8(oc * c),
+      weights: i8(oc * c, c),
       outChannels: oc,
       weightScales: [0.01],
       inScale: 0.02,
@@ -71,6 +84,7 @@ function convBench(
     const scratch = wasm.alloc(layer.scratchBytes(rows));
     return {
       name,
+      path: layer.path,
       macs,
       ref: () => void runGemmPlan(g, input),
       wasm: () => layer.run(inPtr, outPtr, rows, scratch),
@@ -83,6 +97,7 @@ function convBench(
   const scratch = wasm.alloc(layer.scratchBytes(n, h, w));
   return {
     name,
+    path: layer.path,
     macs,
     ref: () => void runConv2dPlan(plan, input),
     wasm: () => layer.run(inPtr, outPtr, n, h, w, scratch),
@@ -91,7 +106,7 @@ function convBench(
 
 function fcBench(name: string, batch: number, k: number, n: number): Bench {
   const plan = createGemmPlan([batch, k], {
-    weights: i8(n * k),
+    weights: i8(n * k, k),
     outChannels: n,
     weightScales: [0.01],
     inScale: 0.02,
@@ -105,6 +120,7 @@ function fcBench(name: string, batch: number, k: number, n: number): Bench {
   const scratch = wasm.alloc(layer.scratchBytes(batch));
   return {
     name,
+    path: layer.path,
     macs: batch * k * n,
     ref: () => void runGemmPlanFloat(plan, input),
     wasm: () => layer.run(inPtr, outPtr, batch, scratch),
@@ -121,6 +137,7 @@ function gapBench(name: string, shape: NHWC): Bench {
   // "MACs" for pooling: one add per input element.
   return {
     name,
+    path: "-",
     macs: input.length,
     ref: () => void globalAvgPoolInt8(input, shape, params),
     wasm: () => layer.run(inPtr, outPtr, shape[0], shape[1] * shape[2], shape[3]),
@@ -159,8 +176,13 @@ console.log(
 console.log(
   "GMAC/s from the median sample, 10th-percentile time in parentheses (closer to uncontended on a shared machine)",
 );
-console.log("| kernel | MACs | TS reference GMAC/s | wasm SIMD GMAC/s | wasm / TS |");
-console.log("|---|---:|---:|---:|---:|");
+console.log(
+  `weights: ${
+    fullRange ? "full int8 range (-128..127)" : "7-bit (-64..64, as the shipped models)"
+  }`,
+);
+console.log("| kernel | path | MACs | TS reference GMAC/s | wasm SIMD GMAC/s | wasm / TS |");
+console.log("|---|---|---:|---:|---:|---:|");
 for (const b of benches) {
   // warm up (V8 tiers wasm up in the background), then samples of ~0.5 ms (wasm) / ~5 ms (TS)
   for (let i = 0; i < 20; i++) b.wasm();
@@ -179,8 +201,10 @@ for (const b of benches) {
   const gw10 = g(pct(rw, 0.1));
   const gr10 = g(pct(rr, 0.1));
   console.log(
-    `| ${b.name} | ${b.macs.toLocaleString("en")} | ${gr.toFixed(3)} (${gr10.toFixed(3)}) | ${
-      gw.toFixed(2)
-    } (${gw10.toFixed(2)}) | ${(gw / gr).toFixed(0)}x (${(gw10 / gr10).toFixed(0)}x) |`,
+    `| ${b.name} | ${b.path} | ${b.macs.toLocaleString("en")} | ${gr.toFixed(3)} (${
+      gr10.toFixed(3)
+    }) | ${gw.toFixed(2)} (${gw10.toFixed(2)}) | ${(gw / gr).toFixed(0)}x (${
+      (gw10 / gr10).toFixed(0)
+    }x) |`,
   );
 }
