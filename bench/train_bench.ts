@@ -3,8 +3,13 @@
  * the project's own, data-parallel over the same number of workers, measured in one process with
  * the two implementations' steps alternating so both see the same machine load.
  *
- * deno run -A bench/train_bench.ts [--workers 2] [--batch 64] [--steps 3]
+ * deno run -A bench/train_bench.ts [--workers 2] [--batch 64] [--steps 3] [--warmup 1]
  *   [--configs 0.25:cifar:32,0.25:imagenet_stem1:28,...] [--only own]
+ *
+ * `--warmup N` untimed steps per implementation first (default 1). V8 compiles wasm functions
+ * with its baseline compiler and tiers hot ones up in the background, so a fresh worker reaches
+ * its steady speed only after ~10 steps (own kernels, alpha 0.25 cifar 32: the first steps take
+ * 2-4x longer); `--warmup 10` measures the steady state a training run sees.
  *
  * Do not run it while a training run is going: both would share the two cores.
  */
@@ -23,6 +28,7 @@ function arg(name: string, def: string): string {
 const workers = Number(arg("workers", "2"));
 const batch = Number(arg("batch", "64"));
 const steps = Number(arg("steps", "3"));
+const warmup = Number(arg("warmup", "1"));
 const only = arg("only", "");
 const configs = arg(
   "configs",
@@ -35,7 +41,7 @@ const configs = arg(
 const kinds: GradKernels[] = only ? [only as GradKernels] : ["composed", "own"];
 
 console.log(
-  `# Training throughput, batch ${batch}, ${workers} workers, median of ${steps} steps\n`,
+  `# Training throughput, batch ${batch}, ${workers} workers, median of ${steps} steps after ${warmup} warm-up\n`,
 );
 console.log(
   `| alpha | plan | input | MACs/img | ${kinds.map((k) => `${k} img/s`).join(" | ")} |${
@@ -69,7 +75,9 @@ for (const c of configs) {
   const pools = new Map<GradKernels, TrainPool>();
   for (const k of kinds) pools.set(k, await TrainPool.create(specOpts, workers, k));
   const times = new Map<GradKernels, number[]>(kinds.map((k) => [k, []]));
-  for (const k of kinds) await pools.get(k)!.gradients(flat, x, labels, batch); // warm-up
+  for (let s = 0; s < warmup; s++) {
+    for (const k of kinds) await pools.get(k)!.gradients(flat, x, labels, batch);
+  }
   for (let s = 0; s < steps; s++) {
     for (const k of kinds) {
       const t = performance.now();

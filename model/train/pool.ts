@@ -131,17 +131,21 @@ export class TrainPool {
       ? [...frozenStats].map(([k, t]) => [k, t.shape, t.data])
       : undefined;
     const parts = shards(n, this.#handles.length);
-    const replies = await Promise.all(parts.map(([a, b], i) =>
-      this.#handles[i]!.call({
+    const replies = await Promise.all(parts.map(([a, b], i) => {
+      // The shard copies move to the worker (transfer); the weights, shared by every worker, are
+      // cloned; the gradients come back by transfer.
+      const xs = x.slice(a * px, b * px);
+      const ls = labels.slice(a, b);
+      return this.#handles[i]!.call({
         type: "grad",
         flat,
-        x: x.slice(a * px, b * px),
-        labels: labels.slice(a, b),
+        x: xs,
+        labels: ls,
         n: b - a,
         resolution,
         ...(st ? { stats: st } : {}),
-      })
-    ));
+      }, [xs.buffer, ls.buffer]);
+    }));
     let loss = 0;
     let correct = 0;
     let grads: Float32Array | undefined;
