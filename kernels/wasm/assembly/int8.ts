@@ -1223,9 +1223,9 @@ export function gatherColsS8(
 
 /**
  * Depthwise 3x3 on a padded NHWC uint8 input (padInput: every window inside), int16 weights as
- * `depthwise` packs them, biasIn = bias - inZp * sum(w) (the zero point folded in). Channel block
- * outermost: the block's 10 weight vectors, bias and multipliers are loaded once and reused for
- * every output pixel.
+ * `depthwise` packs them, biasIn = bias - inZp * sum(w) (the zero point folded in). Per output
+ * row, per block of 8 channels, the block's 10 weight vectors are loaded once and reused along
+ * the row.
  */
 export function depthwise3x3Padded(
   src: usize,
@@ -1250,18 +1250,22 @@ export function depthwise3x3Padded(
   const rs = <usize> (pw * c);
   const step = <usize> stride * cs;
   const cb = (c + 7) >> 3;
-  for (let j = 0; j < cb; j++) {
-    const off = <usize> j << 3;
-    const pw0 = wts + <usize> j * 160;
-    const w0 = v128.load(pw0), w1 = v128.load(pw0, 16), w2 = v128.load(pw0, 32);
-    const w3 = v128.load(pw0, 48), w4 = v128.load(pw0, 64), w5 = v128.load(pw0, 80);
-    const w6 = v128.load(pw0, 96), w7 = v128.load(pw0, 112), w8 = v128.load(pw0, 128);
-    const w9 = v128.load(pw0, 144);
-    const cnt = min(8, c - (j << 3));
-    for (let b = 0; b < n; b++) {
-      for (let oy = 0; oy < oh; oy++) {
-        let q = src + <usize> ((b * ph + oy * stride) * pw) * cs + off;
-        let o = dst + <usize> ((b * oh + oy) * ow) * cs + off;
+  // per output row, then per channel block: the 3 input rows stay in L1 while every block walks
+  // them, and each block's weights are loaded once per row
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < oh; oy++) {
+      const qrow = src + <usize> ((b * ph + oy * stride) * pw) * cs;
+      const orow = dst + <usize> ((b * oh + oy) * ow) * cs;
+      for (let j = 0; j < cb; j++) {
+        const off = <usize> j << 3;
+        const pw0 = wts + <usize> j * 160;
+        const w0 = v128.load(pw0), w1 = v128.load(pw0, 16), w2 = v128.load(pw0, 32);
+        const w3 = v128.load(pw0, 48), w4 = v128.load(pw0, 64), w5 = v128.load(pw0, 80);
+        const w6 = v128.load(pw0, 96), w7 = v128.load(pw0, 112), w8 = v128.load(pw0, 128);
+        const w9 = v128.load(pw0, 144);
+        const cnt = min(8, c - (j << 3));
+        let q = qrow + off;
+        let o = orow + off;
         for (let ox = 0; ox < ow; ox++) {
           let a0 = v128.load(biasIn + (off << 2));
           let a1 = v128.load(biasIn + (off << 2), 16);
