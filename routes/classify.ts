@@ -11,11 +11,11 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { setMetric, timing } from "hono/timing";
-import { preprocessImage } from "../kernels/image/preprocess.ts";
-import { isPreprocessError, type Preprocess } from "../runtime/preprocess_pool.ts";
+import { preprocessImage, type PreprocessOptions } from "../kernels/image/preprocess.ts";
+import { isPreprocessError, isSmallImage, type Preprocess } from "../runtime/preprocess_pool.ts";
 import type { Inference, ModelRegistry } from "../runtime/registry.ts";
 import { type Variant, variantCost } from "../runtime/variants.ts";
-import type { Admission } from "../runtime/scheduler_setup.ts";
+import type { Admission, ImageInference } from "../runtime/scheduler_setup.ts";
 import type { NCHW } from "../runtime/backend.ts";
 import { labelRequest, noteProblem, requestArrival } from "./metrics.ts";
 import { badParameter, ProblemError, problemResponse } from "./problem.ts";
@@ -46,7 +46,7 @@ export interface ClassifyOptions {
    * Where inference runs; default `models` itself (in-process backends). With `admit` (the
    * scheduler's), overload and deadline refusals happen before the body is read.
    */
-  inference?: Inference & Partial<Admission>;
+  inference?: Inference & Partial<Admission> & Partial<ImageInference>;
   /** Largest accepted body in bytes (413 above); default {@link DEFAULT_MAX_BODY_BYTES}. */
   maxBodyBytes?: number;
   /** Pixel limit checked from the image header before decoding (413 above); default 40 MP. */
@@ -167,38 +167,61 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
       const { variant, resolution, beta, topk, backend, invert, deadlineAt } = c.get("params");
       const m = variant.manifest;
       const bytes = await readImageBody(c.req.raw);
-      let pre;
-      try {
-        pre = await preprocess(bytes, {
-          resolution,
-          channels: m.inputChannels as 1 | 3,
-          mean: m.preprocessing.mean,
-          std: m.preprocessing.std,
-          invert,
-          ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
-        });
-      } catch (e) {
-        if (isPreprocessError(e)) {
-          throw new ProblemError(e.status as 413 | 415 | 422, `${e.message}.`, { error: e.name });
-        }
-        throw e;
-      }
-
+      const options: PreprocessOptions = {
+        resolution,
+        channels: m.inputChannels as 1 | 3,
+        mean: m.preprocessing.mean,
+        std: m.preprocessing.std,
+        invert,
+        ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
+      };
+      // What the answer reports of the image and its preprocessing.
+      let pre: {
+        source: { type: string; width: number; height: number };
+        inverted: boolean;
+        timing: { decode: number; preprocess: number };
+      };
       let result;
-      try {
-        result = await inference.infer({
-          model: m.id,
-          backend,
-          input: pre.tensor,
-          shape: pre.shape,
-          ...(deadlineAt === undefined ? {} : { deadlineAt }),
-          // No `signal: c.req.raw.signal`: with Deno.serve's (legacy) behaviour, a request whose
-          // signal was read has it aborted after every successful answer, which builds a
-          // DOMException per request (~15 us of the event loop). A request's deadline, not its
-          // connection, bounds how long it may wait in the queue.
-        });
-      } catch (e) {
-        throw schedulerProblem(e) ?? e;
+      // No `signal: c.req.raw.signal` below: with Deno.serve's (legacy) behaviour, a request
+      // whose signal was read has it aborted after every successful answer, which builds a
+      // DOMException per request (~15 us of the event loop). A request's deadline, not its
+      // connection, bounds how long it may wait in the queue.
+      const when = deadlineAt === undefined ? {} : { deadlineAt };
+      const imageInference = opts.inference?.inferImage;
+      if (imageInference && isSmallImage(bytes)) {
+        // Small images are decoded by the inference workers, in the batch they run in: the event
+        // loop only reads the body (one serial thread; the workers are one per core).
+        try {
+          result = await imageInference({
+            model: m.id,
+            backend,
+            image: { bytes, options },
+            shape: [1, m.inputChannels, resolution, resolution],
+            ...when,
+          });
+        } catch (e) {
+          throw imageProblem(e) ?? schedulerProblem(e) ?? e;
+        }
+        pre = result.image!;
+      } else {
+        let tensor;
+        try {
+          tensor = await preprocess(bytes, options);
+        } catch (e) {
+          throw imageProblem(e) ?? e;
+        }
+        pre = tensor;
+        try {
+          result = await inference.infer({
+            model: m.id,
+            backend,
+            input: tensor.tensor,
+            shape: tensor.shape,
+            ...when,
+          });
+        } catch (e) {
+          throw schedulerProblem(e) ?? e;
+        }
       }
 
       const predictions = topK(result.logits, m.labels, topk);
@@ -234,6 +257,12 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
     },
   );
   return app;
+}
+
+/** The answer to an image that cannot be preprocessed (413, 415, 422), or undefined. */
+function imageProblem(e: unknown): ProblemError | undefined {
+  if (!isPreprocessError(e)) return undefined;
+  return new ProblemError(e.status as 413 | 415 | 422, `${e.message}.`, { error: e.name });
 }
 
 type ClassifyEnv = { Variables: { params: ClassifyParams; arrival: number } };

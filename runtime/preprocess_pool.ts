@@ -84,15 +84,9 @@ export class PreprocessPool {
 
   /** Preprocesses inline or in a worker, by the pixel count the header declares. */
   readonly preprocess: Preprocess = (bytes, options) => {
-    let pixels = Infinity;
-    try {
-      const { width, height } = probeImageSize(bytes);
-      pixels = width * height;
-    } catch {
-      // Let preprocessImage raise the proper image error inline: it fails fast on a bad header.
-      pixels = 0;
+    if (isSmallImage(bytes, this.#inlineMaxPixels) || this.#closed) {
+      return preprocessImage(bytes, options);
     }
-    if (pixels <= this.#inlineMaxPixels || this.#closed) return preprocessImage(bytes, options);
     return this.#inWorker(bytes, options);
   };
 
@@ -137,6 +131,20 @@ export class PreprocessPool {
       p.reject(new Error("the preprocessing pool was closed"));
     }
     this.#pending.clear();
+  }
+}
+
+/**
+ * True when the header declares at most `maxPixels` pixels (preprocessing takes about a
+ * millisecond or less), or cannot be read: then preprocessing fails fast with the proper image
+ * error wherever it runs.
+ */
+export function isSmallImage(bytes: Uint8Array, maxPixels = DEFAULT_INLINE_MAX_PIXELS): boolean {
+  try {
+    const { width, height } = probeImageSize(bytes);
+    return width * height <= maxPixels;
+  } catch {
+    return true;
   }
 }
 

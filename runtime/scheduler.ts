@@ -24,7 +24,9 @@ import type { LoadedModel, NCHW } from "./backend.ts";
 import type { BackendFactorySpec } from "./backend_factory.ts";
 import { type LatencySnapshot, LatencyStats } from "./latency.ts";
 import type { RejectionReason, ServiceMetrics } from "./metrics.ts";
+import { RemoteImageError } from "./preprocess_pool.ts";
 import { InferenceWorker, WorkerFailedError } from "./worker_pool.ts";
+import type { ImageJob, ImageOutcome } from "./worker_protocol.ts";
 
 export { WorkerFailedError };
 
@@ -77,8 +79,14 @@ export interface InferenceRequest {
   model: string;
   /** A backend the workers built. */
   backend: string;
-  /** One image, normalized, `c * h * w` values in CHW order. */
-  input: Float32Array;
+  /** One image, normalized, `c * h * w` values in CHW order (or `image` instead). */
+  input?: Float32Array;
+  /**
+   * The image's bytes and preprocessing options instead of `input`: the worker decodes it into
+   * its slot of the batch (the result's `image` says what it found). An undecodable image
+   * rejects with a RemoteImageError carrying its HTTP status (413, 415, 422).
+   */
+  image?: ImageJob;
   /** `[1, c, h, w]`: requests of the same shape share a queue and are batched together. */
   shape: NCHW;
   /** Absolute deadline on the `performance.now()` clock. */
@@ -100,6 +108,8 @@ export interface InferenceResult {
   batchSize: number;
   /** Index of the worker that ran it. */
   worker: number;
+  /** For a request sent as `image`: what the worker's preprocessing found. */
+  image?: Extract<ImageOutcome, { ok: true }>;
 }
 
 /** Why the scheduler did not run a request; routes map `reason` to 429, 503 or 504. */
@@ -152,7 +162,8 @@ export interface Estimate {
 }
 
 interface Pending {
-  input: Float32Array;
+  input: Float32Array | undefined;
+  image: ImageJob | undefined;
   enqueuedAt: number;
   deadlineAt: number | undefined;
   resolve(r: InferenceResult): void;
@@ -326,6 +337,11 @@ export class Scheduler {
   submit(req: InferenceRequest): Promise<InferenceResult> {
     let q: VariantQueue;
     try {
+      if ((req.input === undefined) === (req.image === undefined)) {
+        throw new RangeError(
+          "Cannot schedule a request as it must carry exactly one of input (a tensor) and image (bytes to decode)",
+        );
+      }
       q = this.#queueFor(req);
     } catch (err) {
       return Promise.reject(err);
@@ -367,6 +383,7 @@ export class Scheduler {
     return new Promise<InferenceResult>((resolve, reject) => {
       const p: Pending = {
         input: req.input,
+        image: req.image,
         enqueuedAt: now,
         deadlineAt,
         resolve,
@@ -551,7 +568,9 @@ export class Scheduler {
     this.#metrics?.workers.set([], 0);
   }
 
-  #queueFor(req: { model: string; backend: string; shape: NCHW; input?: Float32Array }) {
+  #queueFor(
+    req: { model: string; backend: string; shape: NCHW; input?: Float32Array; image?: ImageJob },
+  ) {
     const { model, backend, shape } = req;
     if (!this.#models.has(model)) {
       throw new RangeError(
@@ -775,14 +794,19 @@ export class Scheduler {
     const n = batch.length;
     const size = q.chw[0] * q.chw[1] * q.chw[2];
     const input = new Float32Array(n * size);
-    for (let i = 0; i < n; i++) input.set(batch[i]!.input, i * size);
+    let images: (ImageJob | null)[] | undefined;
+    for (let i = 0; i < n; i++) {
+      const p = batch[i]!;
+      if (p.input) input.set(p.input, i * size);
+      else (images ??= new Array<ImageJob | null>(n).fill(null))[i] = p.image!;
+    }
     if (this.#metrics) {
       this.#metrics.batchSize.observe(q.labels, n);
       for (const p of batch) this.#metrics.queueWait.observe(q.labels, (now - p.enqueuedAt) / 1000);
     }
     worker.busyWith = q.key;
     const t0 = performance.now();
-    worker.run(q.model, q.backend, input, [n, ...q.chw], this.#batchTimeoutMs).then(
+    worker.run(q.model, q.backend, input, [n, ...q.chw], this.#batchTimeoutMs, images).then(
       (res) => {
         q.record(n, performance.now() - t0);
         this.#metrics?.inferenceDuration.observe(q.labels, res.runMs / 1000);
@@ -803,6 +827,17 @@ export class Scheduler {
             );
             continue;
           }
+          const image = res.images?.[i];
+          if (p.image && !image) {
+            p.reject(
+              new RangeError("Cannot read the image's result: the worker did not report it"),
+            );
+            continue;
+          }
+          if (image && !image.ok) {
+            p.reject(new RemoteImageError(image.name, image.message, image.status));
+            continue;
+          }
           p.resolve({
             logits: res.logits.subarray(i * classes, (i + 1) * classes),
             variant: q.variant,
@@ -810,6 +845,7 @@ export class Scheduler {
             inferenceMs: res.runMs,
             batchSize: n,
             worker: worker.index,
+            ...(image ? { image } : {}),
           });
         }
         this.#pump();

@@ -15,8 +15,11 @@ import { backendFactory } from "./backend_factory.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import type { NCHW } from "./backend.ts";
 import type { Inference, ModelRegistry, Variant } from "./registry.ts";
+import type { ImageJob } from "./worker_protocol.ts";
 import {
   DEFAULT_MAX_BATCH,
+  type InferenceRequest,
+  type InferenceResult,
   type Refusal,
   Scheduler,
   type SchedulerOptions,
@@ -25,6 +28,11 @@ import {
 } from "./scheduler.ts";
 
 type Env = { get(key: string): string | undefined };
+
+/** Inference from image bytes that the workers decode (the scheduler's `submit` with `image`). */
+export interface ImageInference {
+  inferImage(req: InferenceRequest & { image: ImageJob }): Promise<InferenceResult>;
+}
 
 /** Admission before a request's body is read (the scheduler's `admit`). */
 export interface Admission {
@@ -63,7 +71,7 @@ export function workersEnabled(env: Env = Deno.env): boolean {
  */
 export function scheduledInference(
   current: () => Scheduler | undefined,
-): Inference & Admission {
+): Inference & Admission & ImageInference {
   return {
     admit(req) {
       const s = current();
@@ -82,6 +90,13 @@ export function scheduledInference(
     infer(req) {
       const s = current();
       if (s) return s.infer(req);
+      return Promise.reject(
+        new SchedulerRejection("no_workers", "The inference workers are still starting.", 1),
+      );
+    },
+    inferImage(req) {
+      const s = current();
+      if (s) return s.submit(req);
       return Promise.reject(
         new SchedulerRejection("no_workers", "The inference workers are still starting.", 1),
       );

@@ -5,7 +5,7 @@
  */
 import type { LoadedModel, NCHW } from "./backend.ts";
 import type { BackendFactorySpec } from "./backend_factory.ts";
-import type { FromWorker, ToWorker } from "./worker_protocol.ts";
+import type { FromWorker, ImageJob, ImageOutcome, ToWorker } from "./worker_protocol.ts";
 
 /** A worker failed while running a batch (uncaught error, hang, or termination). */
 export class WorkerFailedError extends Error {
@@ -21,6 +21,8 @@ export interface BatchResult {
   logits: Float32Array;
   /** Time the backend spent on the batch inside the worker. */
   runMs: number;
+  /** Per item sent as an image: what preprocessing it gave. */
+  images?: (ImageOutcome | null)[];
 }
 
 const WORKER_URL = new URL("./worker.ts", import.meta.url).href;
@@ -87,6 +89,7 @@ export class InferenceWorker {
     input: Float32Array,
     shape: NCHW,
     timeoutMs: number,
+    images?: (ImageJob | null)[],
   ): Promise<BatchResult> {
     if (this.state !== "idle") {
       throw new RangeError(
@@ -102,7 +105,10 @@ export class InferenceWorker {
         timeoutMs,
       );
       this.#pending = { id, resolve, reject, timer };
-      this.#post({ type: "run", id, model, backend, input, shape }, [input.buffer as ArrayBuffer]);
+      this.#post(
+        { type: "run", id, model, backend, input, shape, ...(images ? { images } : {}) },
+        [input.buffer as ArrayBuffer],
+      );
     });
   }
 
@@ -139,8 +145,13 @@ export class InferenceWorker {
         clearTimeout(p.timer);
         this.#pending = null;
         this.state = "idle";
-        if (msg.type === "result") p.resolve({ logits: msg.logits, runMs: msg.runMs });
-        else p.reject(new Error(msg.message));
+        if (msg.type === "result") {
+          p.resolve({
+            logits: msg.logits,
+            runMs: msg.runMs,
+            ...(msg.images ? { images: msg.images } : {}),
+          });
+        } else p.reject(new Error(msg.message));
         return;
       }
     }
