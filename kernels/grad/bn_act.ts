@@ -45,7 +45,7 @@ const forwardKernel: tf.KernelFunc = ({ inputs, attrs, backend }) => {
     const y = h.out(x!.shape);
     const mean = h.out([c]);
     const invStd = h.out([c]);
-    const [acc, tmp] = h.g.regions([c * 8, c * 8]);
+    const [acc, tmp] = h.g.regions([c * 16, c * 8]);
     h.g.k.bnForward(
       h.ptr(x!),
       h.ptr(gamma!),

@@ -332,7 +332,7 @@ export function bnForwardWasm(
     size * 4,
     c * 4,
     c * 4,
-    c * 8,
+    c * 16,
     c * 8,
   ]);
   put(px!, x);

@@ -194,44 +194,60 @@ export function dwBackpropInput(
   }
 }
 
-/** Per-channel sums over `rows` rows of c floats into acc (float64): sum of v, or of (v - mean)^2. */
-function channelSums(
-  x: usize,
-  rows: i32,
-  c: i32,
-  acc: usize,
-  tmp: usize,
-  mean: usize,
-  squared: bool,
-): void {
-  memory.fill(acc, 0, <usize> c << 3);
+/**
+ * Per-channel mean (float32, into `mean`) and variance (float64, into acc[0..c)) over `rows` rows
+ * of c floats in one pass: sums of d = x - k and d^2 around k = the mean of the first 64 rows
+ * (close to the batch mean, so var = E[d^2] - E[d]^2 cancels little), 64-row blocks summed in
+ * float32, blocks added in float64. acc: 2c float64; tmp: 2c float32.
+ */
+function channelStats(x: usize, rows: i32, c: i32, acc: usize, tmp: usize, mean: usize): void {
+  const cb = <usize> c << 2;
+  const k = mean; // the shift, then the mean
   const block = 64;
+  const first = min(rows, block);
+  memory.fill(k, 0, cb);
+  for (let r = 0; r < first; r++) {
+    const xp = x + ((<usize> r * <usize> c) << 2);
+    for (let ch = 0; ch < c; ch++) {
+      const o = <usize> ch << 2;
+      store<f32>(k + o, load<f32>(k + o) + load<f32>(xp + o));
+    }
+  }
+  for (let ch = 0; ch < c; ch++) {
+    const o = <usize> ch << 2;
+    store<f32>(k + o, load<f32>(k + o) / <f32> first);
+  }
+  const acc2 = acc + (<usize> c << 3);
+  const tmp2 = tmp + cb;
+  memory.fill(acc, 0, <usize> c << 4);
   for (let r0 = 0; r0 < rows; r0 += block) {
     const r1 = min(rows, r0 + block);
-    memory.fill(tmp, 0, <usize> c << 2);
+    memory.fill(tmp, 0, cb << 1);
     for (let r = r0; r < r1; r++) {
       const xp = x + ((<usize> r * <usize> c) << 2);
       let ch = 0;
       for (; ch + 4 <= c; ch += 4) {
         const o = <usize> ch << 2;
-        let v = v128.load(xp + o);
-        if (squared) {
-          v = f32x4.sub(v, v128.load(mean + o));
-          v = f32x4.mul(v, v);
-        }
-        v128.store(tmp + o, f32x4.add(v128.load(tmp + o), v));
+        const d = f32x4.sub(v128.load(xp + o), v128.load(k + o));
+        v128.store(tmp + o, f32x4.add(v128.load(tmp + o), d));
+        v128.store(tmp2 + o, fma4(v128.load(tmp2 + o), d, d));
       }
       for (; ch < c; ch++) {
         const o = <usize> ch << 2;
-        let v = load<f32>(xp + o);
-        if (squared) {
-          v -= load<f32>(mean + o);
-          v *= v;
-        }
-        store<f32>(tmp + o, load<f32>(tmp + o) + v);
+        const d = load<f32>(xp + o) - load<f32>(k + o);
+        store<f32>(tmp + o, load<f32>(tmp + o) + d);
+        store<f32>(tmp2 + o, load<f32>(tmp2 + o) + d * d);
       }
     }
     flush(acc, tmp, c);
+    flush(acc2, tmp2, c);
+  }
+  for (let ch = 0; ch < c; ch++) {
+    const o = <usize> ch << 2;
+    const m1 = load<f64>(acc + (<usize> ch << 3)) / <f64> rows;
+    const m2 = load<f64>(acc2 + (<usize> ch << 3)) / <f64> rows;
+    store<f64>(acc + (<usize> ch << 3), max(m2 - m1 * m1, 0.0));
+    store<f32>(k + o, <f32> (<f64> load<f32>(k + o) + m1));
   }
 }
 
@@ -254,13 +270,9 @@ export function bnForward(
   eps: f32,
   act: i32,
 ): void {
-  channelSums(x, rows, c, acc, tmp, mean, false);
+  channelStats(x, rows, c, acc, tmp, mean);
   for (let ch = 0; ch < c; ch++) {
-    store<f32>(mean + (<usize> ch << 2), <f32> (load<f64>(acc + (<usize> ch << 3)) / <f64> rows));
-  }
-  channelSums(x, rows, c, acc, tmp, mean, true);
-  for (let ch = 0; ch < c; ch++) {
-    const v = load<f64>(acc + (<usize> ch << 3)) / <f64> rows;
+    const v = load<f64>(acc + (<usize> ch << 3));
     store<f32>(invStd + (<usize> ch << 2), <f32> (1.0 / Math.sqrt(v + <f64> eps)));
   }
   // y = x * scale + shift with scale = gamma * invStd, shift = beta - mean * scale (in tmp).
