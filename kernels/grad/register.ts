@@ -3,8 +3,9 @@
  * composed-op baseline of `composed.ts`:
  * - `DepthwiseConv2dNativeBackpropFilter` and `DepthwiseConv2dNativeBackpropInput` run as WASM
  *   SIMD kernels (grad.wasm; plain TypeScript references in depthwise_backprop_*.ts);
- * - the general `Conv2DBackpropFilter` (the first 3x3 convolution, 1-4 input channels) runs as
- *   direct TypeScript loops over the tensors' own memory (the wasm heap, no copies);
+ * - the general `Conv2DBackpropFilter` (the first 3x3 convolution, 1-4 input channels) lays the
+ *   input patches out as rows (im2col, on the heap) and runs the pointwise kernel on them; direct
+ *   TypeScript loops off the wasm backend;
  * - the 1x1 stride-1 `Conv2DBackpropFilter` (`x^T dy`, the pointwise layers) is a WASM SIMD kernel
  *   with 4x16 register tiles;
  * - the 1x1 stride-1 `Conv2D` forward (`x W`) and `Conv2DBackpropInput` (`dy W^T`) run as grad.wasm's
@@ -22,7 +23,7 @@ import {
   registerComposedGradKernels,
 } from "./composed.ts";
 import { conv2dBackpropFilter } from "./conv2d_backprop_filter.ts";
-import { geometryOf } from "./conv_geometry.ts";
+import { type ConvGeometry, geometryOf } from "./conv_geometry.ts";
 import {
   dwBackpropFilterWasm,
   dwBackpropInputWasm,
@@ -105,6 +106,31 @@ function direct(
   return tf.tensor(out, shape);
 }
 
+/** Rows of the convolution's input patches: cols[r, (ky * kw + kx) * cin + ci], zero-padded. */
+function im2col(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
+  const k = g.kh * g.kw * g.cin;
+  let r = 0;
+  for (let b = 0; b < g.n; b++) {
+    for (let oy = 0; oy < g.oh; oy++) {
+      for (let ox = 0; ox < g.ow; ox++, r++) {
+        let o = r * k;
+        for (let ky = 0; ky < g.kh; ky++) {
+          const iy = oy * g.sh + ky - g.pt;
+          for (let kx = 0; kx < g.kw; kx++) {
+            const ix = ox * g.sw + kx - g.pl;
+            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
+              for (let ci = 0; ci < g.cin; ci++) cols[o++] = 0;
+            } else {
+              const xo = ((b * g.h + iy) * g.w + ix) * g.cin;
+              for (let ci = 0; ci < g.cin; ci++) cols[o++] = x[xo + ci]!;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 function isPointwise(ci: tf.backend_util.Conv2DInfo): boolean {
   return ci.filterHeight === 1 && ci.filterWidth === 1 && ci.strideHeight === 1 &&
     ci.strideWidth === 1 && ci.padInfo.top === 0 && ci.padInfo.left === 0 &&
@@ -154,6 +180,23 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
     }
     if (fs[2] > 4) return conv2dBackpropFilterComposed(x, dy, a);
     const g = geometryOf(ci);
+    const h = onHeap(backend);
+    if (h) {
+      // The patches as rows (im2col, zeros where SAME padding reaches outside), then the
+      // pointwise kernel: dW [kh*kw*cin, cout] = patches^T dy.
+      const out = h.out(fs);
+      const k = g.kh * g.kw * g.cin;
+      const m = g.n * g.oh * g.ow;
+      const total = k * g.cout;
+      const [cols, acc, tmp] = h.g.regions([m * k * 4, total * 8, total * 4]);
+      im2col(
+        new Float32Array(h.g.k.memory.buffer, h.ptr(x), x.size),
+        g,
+        new Float32Array(h.g.k.memory.buffer, cols!, m * k),
+      );
+      h.g.k.pwBackpropFilter(cols!, h.ptr(dy), h.ptr(out), acc!, tmp!, m, k, g.cout);
+      return out;
+    }
     return direct(
       backend,
       fs,

@@ -326,6 +326,18 @@ Deno.test("on the wasm heap (grad.wasm on tfjs's memory, no copies) the own kern
       ];
     });
   }
+  for (const c of CONV_CASES) {
+    const fs: [number, number, number, number] = [c.k, c.k, c.x[3], c.cout];
+    const ci = convInfo(c.x, fs, { strides: c.stride, pad: c.pad }, false);
+    const x = rand(c.x.reduce((a, b) => a * b), rng);
+    const dy = rand(c.x[0] * ci.outHeight * ci.outWidth * c.cout, rng);
+    await both(`conv2d backprop filter ${c.name}`, () => [
+      tf.engine().runKernel(tf.Conv2DBackpropFilter, {
+        x: tf.tensor4d(x, c.x),
+        dy: tf.tensor4d(dy, [c.x[0], ci.outHeight, ci.outWidth, c.cout]),
+      }, { strides: c.stride, pad: c.pad, dataFormat: "NHWC", filterShape: fs }) as tf.Tensor,
+    ]);
+  }
   // [shape, std, mean]: the last case has a mean far above its spread (one-pass variance).
   const bnCases: [[number, number, number, number], number, number][] = [
     [[4, 5, 6, 7], 3, 2],
