@@ -1,0 +1,145 @@
+/**
+ * Where the CPU goes while `deno task loadtest` drives the server: starts `main.ts` on 127.0.0.1,
+ * runs bench/loadtest.ts against it (`--url`), and prints the CPU seconds of every server thread
+ * (event loop, inference workers, V8's GC helpers), of the load client, of every other process
+ * that ran meanwhile (other work on a shared machine), and how busy the whole machine was; then the
+ * server-side latency histogram and the scheduler's batch and rejection counters from /metrics.
+ * Linux only (/proc). Run it inside bench/quiet.sh like every timing.
+ *
+ * @example
+ * ```sh
+ * bench/quiet.sh deno run -A bench/server_cpu.ts --concurrency 32 --alpha 0.25 --duration 4 --no-write
+ * SERVER_ENV='{"MAX_BATCH":"8"}' bench/quiet.sh deno run -A bench/server_cpu.ts --overload --alpha 0.25 --duration 5 --no-write
+ * ```
+ * Arguments are bench/loadtest.ts's; `SERVER_ENV` (JSON) adds server environment and
+ * `SERVER_DENO_ARGS` extra `deno run` flags (e.g. `--v8-flags=--max-semi-space-size=32`).
+ */
+const ROOT = new URL("../", import.meta.url);
+const TICK = 100; // USER_HZ: /proc times are in 1/100 s
+const port = 8100 + Math.floor(Math.random() * 800);
+
+function times(stat: string): { name: string; cpu: number; children: number } {
+  const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return {
+    name,
+    cpu: (Number(f[11]) + Number(f[12])) / TICK,
+    children: (Number(f[13]) + Number(f[14])) / TICK,
+  };
+}
+const read = (path: string) => {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return null;
+  }
+};
+function threads(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of Deno.readDirSync(`/proc/${pid}/task`)) {
+    const st = read(`/proc/${pid}/task/${e.name}/stat`);
+    if (st) out.set(`${times(st).name}#${e.name}`, times(st).cpu);
+  }
+  return out;
+}
+function processes(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    const st = read(`/proc/${e.name}/stat`);
+    const cmd = read(`/proc/${e.name}/cmdline`);
+    if (st && cmd !== null) {
+      out.set(`${e.name} ${cmd.replaceAll("\0", " ").slice(0, 90)}`, times(st).cpu);
+    }
+  }
+  return out;
+}
+function machine(): { busy: number; total: number } {
+  const f = Deno.readTextFileSync("/proc/stat").split("\n")[0]!.trim().split(/\s+/).slice(1)
+    .map(Number);
+  const total = f.reduce((a, b) => a + b, 0) / TICK;
+  return { busy: total - (f[3]! + f[4]!) / TICK, total };
+}
+
+const extraArgs = Deno.env.get("SERVER_DENO_ARGS")?.split(" ").filter(Boolean) ?? [];
+const server = new Deno.Command(Deno.execPath(), {
+  args: ["run", "-A", ...extraArgs, new URL("main.ts", ROOT).pathname],
+  env: { HOST: "127.0.0.1", PORT: String(port), ...JSON.parse(Deno.env.get("SERVER_ENV") ?? "{}") },
+  stdout: "piped",
+  stderr: "inherit",
+}).spawn();
+const drained = (async () => {
+  for await (const _ of server.stdout) { /* the server's log lines */ }
+})();
+for (let i = 0;; i++) {
+  const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
+  const ok = r?.status === 200;
+  await r?.body?.cancel();
+  if (ok) break;
+  if (i > 600) throw new Error("the server did not become ready within 5 minutes");
+  await new Promise((ok) => setTimeout(ok, 500));
+}
+
+const procs0 = processes(), threads0 = threads(server.pid), machine0 = machine();
+const client = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    "-A",
+    new URL("bench/loadtest.ts", ROOT).pathname,
+    "--url",
+    `http://127.0.0.1:${port}`,
+    ...Deno.args,
+  ],
+  stdout: "piped",
+}).spawn();
+let clientCpu = 0;
+const sampler = setInterval(() => {
+  const st = read(`/proc/${client.pid}/stat`);
+  if (st) clientCpu = times(st).cpu + times(st).children;
+}, 100);
+const out = await client.output();
+clearInterval(sampler);
+const threads1 = threads(server.pid), machine1 = machine(), procs1 = processes();
+console.log(new TextDecoder().decode(out.stdout).trim());
+
+const m = machine1;
+console.log(
+  `machine: busy ${(m.busy - machine0.busy).toFixed(2)} s of ${
+    (m.total - machine0.total).toFixed(2)
+  } s (${navigator.hardwareConcurrency} cores); load client ~${clientCpu.toFixed(2)} s`,
+);
+console.log("server threads (CPU s):");
+for (
+  const [k, v] of [...threads1].map(([k, v]) => [k, v - (threads0.get(k) ?? 0)] as const)
+    .filter(([, v]) => v >= 0.05).sort((a, b) => b[1] - a[1])
+) console.log(`  ${v.toFixed(2)}  ${k}`);
+console.log("processes that used >= 0.2 s meanwhile:");
+for (
+  const [k, v] of [...procs1].map(([k, v]) => [k, v - (procs0.get(k) ?? 0)] as const)
+    .filter(([, v]) => v >= 0.2).sort((a, b) => b[1] - a[1])
+) console.log(`  ${v.toFixed(2)}  ${k}`);
+
+const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+const buckets: [string, number][] = [];
+for (const l of metrics.split("\n")) {
+  const b = l.match(
+    /^http_request_duration_seconds_bucket\{route="\/v1\/classify",status="200"[^}]*le="([^"]+)"\} (\d+)/,
+  );
+  if (b) buckets.push([b[1]!, Number(b[2])]);
+}
+const all = buckets.at(-1)?.[1] ?? 0;
+if (all > 0) {
+  console.log(
+    "server-side 200 durations, cumulative: " +
+      buckets.map(([le, n]) => `<=${le} s ${(n / all * 100).toFixed(1)}%`).join(", "),
+  );
+}
+for (const l of metrics.split("\n")) {
+  if (
+    /^(scheduler_batch_size_(sum|count)|inference_duration_seconds_(sum|count)|scheduler_rejections_total|scheduler_deadline_missed_total)/
+      .test(l)
+  ) console.log(l);
+}
+server.kill("SIGTERM");
+await server.status;
+await drained;
