@@ -194,7 +194,7 @@ export function registerComposedGradKernels(backendName = "wasm"): void {
     });
   };
   // Put back the backend's own kernels that registerOwnGradKernels replaced.
-  for (const name of [tf.Identity, tf.Conv2DBackpropInput, tf.Conv2D]) {
+  for (const name of [tf.Identity, tf.Conv2DBackpropInput, tf.Conv2D, tf.DepthwiseConv2dNative]) {
     const stock =
       (tf.getKernel(name, backendName)?.kernelFunc as { stock?: tf.KernelFunc } | undefined)
         ?.stock;

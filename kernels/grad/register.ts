@@ -131,6 +131,12 @@ function im2col(x: Float32Array, g: ConvGeometry, cols: Float32Array): void {
   }
 }
 
+/** A 3x3 stride-1 SAME geometry with 4k channels: grad.wasm's `dwConv3x3s1` covers it. */
+function is3x3Same(g: ConvGeometry): boolean {
+  return g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.pt === 1 && g.pl === 1 &&
+    g.oh === g.h && g.ow === g.w && g.cin % 4 === 0;
+}
+
 function isPointwise(ci: tf.backend_util.Conv2DInfo): boolean {
   return ci.filterHeight === 1 && ci.filterWidth === 1 && ci.strideHeight === 1 &&
     ci.strideWidth === 1 && ci.padInfo.top === 0 && ci.padInfo.left === 0 &&
@@ -265,6 +271,13 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
     }
     const g = geometryOf(convInfo(xs, filter.shape, a, true));
     const h = onHeap(backend);
+    if (h && is3x3Same(g)) {
+      // Stride 1: dy correlated with the rotated filter, each dx element written once.
+      const out = h.out(xs);
+      const [zero] = h.g.regions([g.w * g.cin * 4]);
+      h.g.k.dwConv3x3s1(h.ptr(dy), h.ptr(filter), h.ptr(out), zero!, g.n, g.h, g.w, g.cin, true);
+      return out;
+    }
     if (h) {
       const out = h.out(xs);
       h.g.k.dwBackpropInput(
@@ -316,6 +329,36 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
   // GEMM on the heap (4x8 register tiles, fused multiply-adds); other shapes keep the backend's
   // kernel. Without the heap, the backprop input is tfjs's BatchMatMul with W transposed
   // explicitly (its XNNPACK path takes no transposes).
+  // The 3x3 stride-1 depthwise forward runs as grad.wasm's dwConv3x3s1 on the heap (filter taps
+  // held in registers); other depthwise shapes keep the backend's XNNPACK kernel.
+  const stockDw = tf.getKernel(tf.DepthwiseConv2dNative, backendName);
+  if (stockDw && !(stockDw.kernelFunc as { own?: boolean }).own) {
+    const fallback = stockDw.kernelFunc;
+    const kernelFunc: tf.KernelFunc & { own?: boolean; stock?: tf.KernelFunc } = (args) => {
+      const x = args.inputs.x as tf.Tensor4D;
+      const filter = args.inputs.filter as tf.Tensor4D;
+      const a = args.attrs as unknown as ConvAttrs;
+      const h = onHeap(args.backend);
+      const d = a.dilations ?? 1;
+      if (
+        !h || x.dtype !== "float32" || filter.shape[3] !== 1 ||
+        (a.dataFormat ?? "NHWC") !== "NHWC" ||
+        !(d === 1 || (Array.isArray(d) && d[0] === 1 && d[1] === 1))
+      ) {
+        return fallback(args);
+      }
+      const g = geometryOf(convInfo(x.shape, filter.shape, a, true));
+      if (!is3x3Same(g)) return fallback(args);
+      const y = h.out([g.n, g.oh, g.ow, g.cin]);
+      const [zero] = h.g.regions([g.w * g.cin * 4]);
+      h.g.k.dwConv3x3s1(h.ptr(x), h.ptr(filter), h.ptr(y), zero!, g.n, g.h, g.w, g.cin, false);
+      return y;
+    };
+    kernelFunc.own = true;
+    kernelFunc.stock = fallback;
+    reg(tf.DepthwiseConv2dNative, kernelFunc);
+  }
+
   const stockConv = tf.getKernel(tf.Conv2D, backendName);
   if (stockConv && !(stockConv.kernelFunc as { own?: boolean }).own) {
     const fallback = stockConv.kernelFunc;

@@ -678,3 +678,96 @@ export function pwBackpropInput(
   }
   gemm(dy, cout, 1, wt, cin, dx, cin, m, cin, cout, true);
 }
+
+/**
+ * One 3x3 depthwise tap row at a time for a 4-channel group: acc + the three taps of row `p`
+ * (left, centre, right neighbours of the pixel at `p`), each a fused multiply-add.
+ */
+function taps3(acc: v128, p: usize, step: usize, f0: v128, f1: v128, f2: v128): v128 {
+  return fma4(fma4(fma4(acc, v128.load(p - step), f0), v128.load(p), f1), v128.load(p + step), f2);
+}
+
+/**
+ * 3x3 depthwise convolution, stride 1, one pixel of zero padding on every side (output the size
+ * of the input), channels a multiple of 4: y[b, oy, ox, ch] = sum over ky, kx of
+ * x[b, oy + ky - 1, ox + kx - 1, ch] * f[ky, kx, ch], or of f[2 - ky, 2 - kx, ch] with `flip`
+ * (the same layer's backprop input: dy correlated with the rotated filter). Per 4-channel group
+ * the nine filter vectors stay in registers while the row is swept: 9 loads and 9 multiply-adds
+ * per output vector, each written once. `zero` is scratch for one row of zeros (w * c floats),
+ * standing in for the padding rows.
+ */
+export function dwConv3x3s1(
+  x: usize,
+  f: usize,
+  y: usize,
+  zero: usize,
+  n: i32,
+  h: i32,
+  w: i32,
+  c: i32,
+  flip: bool,
+): void {
+  const step = <usize> c << 2;
+  const rowBytes = <usize> w * step;
+  memory.fill(zero, 0, rowBytes);
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < h; oy++) {
+      const img = x + <usize> (b * h) * rowBytes;
+      const r0 = oy > 0 ? img + <usize> (oy - 1) * rowBytes : zero;
+      const r1 = img + <usize> oy * rowBytes;
+      const r2 = oy + 1 < h ? img + <usize> (oy + 1) * rowBytes : zero;
+      const yr = y + <usize> (b * h + oy) * rowBytes;
+      for (let ch = 0; ch < c; ch += 4) {
+        const o = <usize> ch << 2;
+        // Taps t = ky * 3 + kx at f + t * step + o; flipped: 8 - t.
+        let f00: v128, f01: v128, f02: v128, f10: v128, f11: v128, f12: v128;
+        let f20: v128, f21: v128, f22: v128;
+        if (flip) {
+          f00 = v128.load(f + 8 * step + o);
+          f01 = v128.load(f + 7 * step + o);
+          f02 = v128.load(f + 6 * step + o);
+          f10 = v128.load(f + 5 * step + o);
+          f11 = v128.load(f + 4 * step + o);
+          f12 = v128.load(f + 3 * step + o);
+          f20 = v128.load(f + 2 * step + o);
+          f21 = v128.load(f + step + o);
+          f22 = v128.load(f + o);
+        } else {
+          f00 = v128.load(f + o);
+          f01 = v128.load(f + step + o);
+          f02 = v128.load(f + 2 * step + o);
+          f10 = v128.load(f + 3 * step + o);
+          f11 = v128.load(f + 4 * step + o);
+          f12 = v128.load(f + 5 * step + o);
+          f20 = v128.load(f + 6 * step + o);
+          f21 = v128.load(f + 7 * step + o);
+          f22 = v128.load(f + 8 * step + o);
+        }
+        const z = f32x4.splat(0);
+        if (w == 1) {
+          let acc = fma4(z, v128.load(r0 + o), f01);
+          acc = fma4(acc, v128.load(r1 + o), f11);
+          v128.store(yr + o, fma4(acc, v128.load(r2 + o), f21));
+          continue;
+        }
+        // Left edge (kx = 0 falls in the padding).
+        let acc = fma4(fma4(z, v128.load(r0 + o), f01), v128.load(r0 + o + step), f02);
+        acc = fma4(fma4(acc, v128.load(r1 + o), f11), v128.load(r1 + o + step), f12);
+        acc = fma4(fma4(acc, v128.load(r2 + o), f21), v128.load(r2 + o + step), f22);
+        v128.store(yr + o, acc);
+        let off = step + o;
+        const end = <usize> (w - 1) * step + o;
+        for (; off < end; off += step) {
+          let a = taps3(z, r0 + off, step, f00, f01, f02);
+          a = taps3(a, r1 + off, step, f10, f11, f12);
+          v128.store(yr + off, taps3(a, r2 + off, step, f20, f21, f22));
+        }
+        // Right edge (kx = 2 falls in the padding).
+        acc = fma4(fma4(z, v128.load(r0 + end - step), f00), v128.load(r0 + end), f01);
+        acc = fma4(fma4(acc, v128.load(r1 + end - step), f10), v128.load(r1 + end), f11);
+        acc = fma4(fma4(acc, v128.load(r2 + end - step), f20), v128.load(r2 + end), f21);
+        v128.store(yr + end, acc);
+      }
+    }
+  }
+}

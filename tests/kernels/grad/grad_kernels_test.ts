@@ -51,6 +51,8 @@ interface Case {
 
 const DW_CASES: Case[] = [
   { name: "3x3 s1 same 7x7x5", x: [2, 7, 7, 5], k: 3, cout: 5, stride: 1, pad: "same" },
+  { name: "3x3 s1 same 1x1x4 (one pixel)", x: [2, 1, 1, 4], k: 3, cout: 4, stride: 1, pad: "same" },
+  { name: "3x3 s1 same 2x3x12", x: [2, 2, 3, 12], k: 3, cout: 12, stride: 1, pad: "same" },
   { name: "3x3 s2 same 8x8x4", x: [2, 8, 8, 4], k: 3, cout: 4, stride: 2, pad: "same" },
   { name: "3x3 s2 same odd 7x9x3", x: [1, 7, 9, 3], k: 3, cout: 3, stride: 2, pad: "same" },
   { name: "5x5 s1 valid 9x9x2", x: [3, 9, 9, 2], k: 5, cout: 2, stride: 1, pad: "valid" },
@@ -291,6 +293,7 @@ Deno.test("on the wasm heap (grad.wasm on tfjs's memory, no copies) the own kern
     await both(`depthwise ${c.name}`, () => {
       const dyt = tf.tensor4d(dy, [c.x[0], ci.outHeight, ci.outWidth, c.x[3]]);
       return [
+        tf.depthwiseConv2d(tf.tensor4d(x, c.x), tf.tensor4d(w, fs), c.stride, c.pad),
         tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropFilter, {
           x: tf.tensor4d(x, c.x),
           dy: dyt,
