@@ -58,6 +58,17 @@ export interface GradExports {
     cout: number,
   ): void;
   pwForward(x: number, w: number, y: number, m: number, cin: number, cout: number): void;
+  dwBackpropFilter3x3s1(
+    x: number,
+    dy: number,
+    out: number,
+    acc: number,
+    zero: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+  ): void;
   dwConv3x3s1(
     x: number,
     f: number,

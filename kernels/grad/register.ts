@@ -225,6 +225,22 @@ export function registerOwnGradKernels(backendName = "wasm"): void {
     }
     const g = geometryOf(convInfo(x.shape, fs, a, true));
     const h = onHeap(backend);
+    if (h && is3x3Same(g)) {
+      const out = h.out(fs);
+      const [acc, zero] = h.g.regions([9 * g.cin * 8, g.w * g.cin * 4]);
+      h.g.k.dwBackpropFilter3x3s1(
+        h.ptr(x),
+        h.ptr(dy),
+        h.ptr(out),
+        acc!,
+        zero!,
+        g.n,
+        g.h,
+        g.w,
+        g.cin,
+      );
+      return out;
+    }
     if (h) {
       const out = h.out(fs);
       const [acc, tmp] = h.g.regions([g.kh * g.kw * g.cin * 8, g.cin * 4]);

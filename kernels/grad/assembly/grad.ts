@@ -771,3 +771,96 @@ export function dwConv3x3s1(
     }
   }
 }
+
+/**
+ * dL/dW of the 3x3 stride-1 depthwise convolution with one pixel of zero padding (channels a
+ * multiple of 4): out[t * c + ch] for taps t = ky * 3 + kx. Per 4-channel group and output row,
+ * nine float32 accumulators stay in registers across the row (one dy load and nine x loads per
+ * pixel), then add into acc (float64, 9c) per row. `zero` is scratch for one row of zeros.
+ */
+export function dwBackpropFilter3x3s1(
+  x: usize,
+  dy: usize,
+  out: usize,
+  acc: usize,
+  zero: usize,
+  n: i32,
+  h: i32,
+  w: i32,
+  c: i32,
+): void {
+  const step = <usize> c << 2;
+  const rowBytes = <usize> w * step;
+  memory.fill(zero, 0, rowBytes);
+  memory.fill(acc, 0, <usize> (9 * c) << 3);
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < h; oy++) {
+      const img = x + <usize> (b * h) * rowBytes;
+      const r0 = oy > 0 ? img + <usize> (oy - 1) * rowBytes : zero;
+      const r1 = img + <usize> oy * rowBytes;
+      const r2 = oy + 1 < h ? img + <usize> (oy + 1) * rowBytes : zero;
+      const dr = dy + <usize> (b * h + oy) * rowBytes;
+      for (let ch = 0; ch < c; ch += 4) {
+        const o = <usize> ch << 2;
+        let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a02 = f32x4.splat(0);
+        let a10 = f32x4.splat(0), a11 = f32x4.splat(0), a12 = f32x4.splat(0);
+        let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a22 = f32x4.splat(0);
+        // ox = 0: the kx = 0 taps fall in the padding.
+        let g = v128.load(dr + o);
+        a01 = fma4(a01, v128.load(r0 + o), g);
+        a11 = fma4(a11, v128.load(r1 + o), g);
+        a21 = fma4(a21, v128.load(r2 + o), g);
+        if (w > 1) {
+          a02 = fma4(a02, v128.load(r0 + o + step), g);
+          a12 = fma4(a12, v128.load(r1 + o + step), g);
+          a22 = fma4(a22, v128.load(r2 + o + step), g);
+          let off = step + o;
+          const end = <usize> (w - 1) * step + o;
+          for (; off < end; off += step) {
+            g = v128.load(dr + off);
+            a00 = fma4(a00, v128.load(r0 + off - step), g);
+            a01 = fma4(a01, v128.load(r0 + off), g);
+            a02 = fma4(a02, v128.load(r0 + off + step), g);
+            a10 = fma4(a10, v128.load(r1 + off - step), g);
+            a11 = fma4(a11, v128.load(r1 + off), g);
+            a12 = fma4(a12, v128.load(r1 + off + step), g);
+            a20 = fma4(a20, v128.load(r2 + off - step), g);
+            a21 = fma4(a21, v128.load(r2 + off), g);
+            a22 = fma4(a22, v128.load(r2 + off + step), g);
+          }
+          // ox = w - 1: the kx = 2 taps fall in the padding.
+          g = v128.load(dr + end);
+          a00 = fma4(a00, v128.load(r0 + end - step), g);
+          a01 = fma4(a01, v128.load(r0 + end), g);
+          a10 = fma4(a10, v128.load(r1 + end - step), g);
+          a11 = fma4(a11, v128.load(r1 + end), g);
+          a20 = fma4(a20, v128.load(r2 + end - step), g);
+          a21 = fma4(a21, v128.load(r2 + end), g);
+        }
+        const ap = acc + (<usize> ch << 3);
+        const tb = <usize> c << 3; // one tap's float64 stride
+        add4(ap, a00);
+        add4(ap + tb, a01);
+        add4(ap + 2 * tb, a02);
+        add4(ap + 3 * tb, a10);
+        add4(ap + 4 * tb, a11);
+        add4(ap + 5 * tb, a12);
+        add4(ap + 6 * tb, a20);
+        add4(ap + 7 * tb, a21);
+        add4(ap + 8 * tb, a22);
+      }
+    }
+  }
+  for (let i = 0; i < 9 * c; i++) {
+    store<f32>(out + (<usize> i << 2), <f32> load<f64>(acc + (<usize> i << 3)));
+  }
+}
+
+/** Adds four float32 lanes into four float64 values at p. */
+function add4(p: usize, t: v128): void {
+  v128.store(p, f64x2.add(v128.load(p), f64x2.promote_low_f32x4(t)));
+  v128.store(
+    p + 16,
+    f64x2.add(v128.load(p + 16), f64x2.promote_low_f32x4(i32x4.shuffle(t, t, 2, 3, 0, 1))),
+  );
+}
