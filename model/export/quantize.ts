@@ -10,9 +10,10 @@
  *   so its zero point is 0.
  * - Conv weights: int8, symmetric, per output channel (axis 0 of OIHW), zero point 0,
  *   `scale[c] = max|w[c]| / 64`, values in -64..64 (`WEIGHT_QMAX`: "reduce_range", 7 bits).
- *   Why not -127..127: on x86 CPUs without VNNI (AVX2, as on this project's machines),
- *   onnxruntime's u8s8 kernels use VPMADDUBSW, which saturates the int16 sum of two
- *   uint8 x int8 products; with full-range weights the fused QLinearConv then differed from
+ *   Why not -127..127: onnxruntime's AVX2 u8s8 kernels use VPMADDUBSW, which saturates the
+ *   int16 sum of two uint8 x int8 products (this project's machines list avx_vnni and
+ *   avx512_vnni in /proc/cpuinfo, yet the saturation was measured there in onnxruntime-node,
+ *   and portable WASM has no VNNI); with full-range weights the fused QLinearConv then differed from
  *   the QDQ graph's own math by up to 78 quantization steps on the first layer (measured).
  *   With |w| <= 64, 2 * 255 * 64 = 32640 fits, so every runtime computes exactly the same int8
  *   result, the project's WASM engine included.
