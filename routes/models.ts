@@ -72,6 +72,11 @@ export function servedCostDefaults(registry: ModelRegistry): CostDefaults | unde
   const v = registry.variants[0];
   if (!v) return undefined;
   const m = v.manifest;
+  const plans = registry.variants.map((x) => ({
+    alpha: x.manifest.alpha,
+    stridePlan: x.stridePlan,
+  }));
+  const mixed = new Set(registry.variants.map((x) => x.manifest.stridePlan)).size > 1;
   return {
     arch: v.arch,
     stridePlan: v.stridePlan,
@@ -79,6 +84,11 @@ export function servedCostDefaults(registry: ModelRegistry): CostDefaults | unde
     inputChannels: m.inputChannels,
     classes: m.classes,
     source: `served models (manifest.json): ${m.arch}, ${m.baseResolution}x${m.baseResolution}, ` +
-      `${m.inputChannels} channel(s), ${m.classes} classes, stride plan ${m.stridePlan}`,
+      `${m.inputChannels} channel(s), ${m.classes} classes, stride plan ` +
+      (mixed
+        ? registry.variants.map((x) => `${x.manifest.stridePlan} (alpha ${x.manifest.alpha})`)
+          .join(", ")
+        : m.stridePlan),
+    ...(mixed ? { plans } : {}),
   };
 }

@@ -214,6 +214,11 @@ export interface CostDefaults {
   classes: number;
   /** Where the defaults come from, echoed in the answer. */
   source: string;
+  /**
+   * The stride plan of each served width, where widths differ: a request for one of these alphas
+   * that names no stride_plan describes that served model.
+   */
+  plans?: ReadonlyArray<{ alpha: number; stridePlan: StridePlan }>;
 }
 
 /** The query parameters of `GET /v1/cost`, in the order they are checked and listed. */
@@ -302,6 +307,11 @@ export function resolveCostQuery(
     d = { ...paper, arch: q.arch, source: `paper: ${q.arch}, 224x224, 1000 classes` };
   }
   let stridePlan: StridePlan = d.stridePlan;
+  const alpha = q.alpha ?? 1;
+  if (d === served) {
+    const own = served.plans?.find((p) => Math.abs(p.alpha - alpha) < 1e-9);
+    if (own) stridePlan = own.stridePlan;
+  }
   if (q.stride_plan !== undefined) {
     stridePlan = (STRIDE_PLANS as readonly string[]).includes(q.stride_plan)
       ? q.stride_plan as StridePlan
@@ -365,7 +375,7 @@ export function resolveCostQuery(
     plan: {
       defaults: d,
       arch: d.arch,
-      alpha: q.alpha ?? 1,
+      alpha,
       beta,
       resolution,
       stridePlan,

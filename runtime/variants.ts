@@ -257,10 +257,11 @@ export async function warmVariant(
 
 /** MACs and parameters of exactly what ran: the variant's spec at `resolution`. Cached. */
 export function variantCost(v: Variant, resolution: number): { macs: number; params: number } {
-  const key = `${v.manifest.id}@${resolution}`;
+  const m = v.manifest;
+  // Keyed by everything the spec depends on (not the id: two manifests may reuse an id).
+  const key = `${v.arch}|${m.alpha}|${v.stridePlan}|${m.inputChannels}|${m.classes}@${resolution}`;
   let c = COST_CACHE.get(key);
   if (!c) {
-    const m = v.manifest;
     c = costReport(buildSpec({
       arch: v.arch,
       alpha: m.alpha,

@@ -77,3 +77,26 @@ Deno.test("GET /v1/cost describes the served model family once models are served
   assert.equal(body.model.stridePlan, "imagenet_stem1");
   assert.equal(body.totals.macs, variantCost(registry.variants[0]!, 21).macs);
 });
+
+Deno.test("GET /v1/cost describes each served width with its own stride plan when plans differ", async () => {
+  const a = await writeTinyArtifacts({
+    alphas: [0.25, 0.5],
+    edit: (m) => {
+      if (m.alpha === 0.25) m.stridePlan = "cifar";
+    },
+  });
+  const registry = await ModelRegistry.open({ dir: a.dir });
+  const app = createApp({ costDefaults: servedCostDefaults(registry)! });
+  const quarter = await (await app.request("/v1/cost?alpha=0.25")).json();
+  assert.equal(quarter.model.stridePlan, "cifar");
+  assert.equal(quarter.totals.macs, variantCost(registry.variantForAlpha(0.25)!, 28).macs);
+  const half = await (await app.request("/v1/cost?alpha=0.5&beta=0.75")).json();
+  assert.equal(half.model.stridePlan, "imagenet_stem1");
+  assert.equal(half.totals.macs, variantCost(registry.variantForAlpha(0.5)!, 21).macs);
+  assert.match(half.model.defaultsFrom, /cifar \(alpha 0\.25\), imagenet_stem1 \(alpha 0\.5\)/);
+  // A width that is not served, or an explicit stride_plan, keeps the usual rules.
+  const other = await (await app.request("/v1/cost?alpha=0.25&stride_plan=imagenet")).json();
+  assert.equal(other.model.stridePlan, "imagenet");
+  const unserved = await (await app.request("/v1/cost?alpha=0.75")).json();
+  assert.equal(unserved.model.stridePlan, registry.variants[0]!.stridePlan);
+});
