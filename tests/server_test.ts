@@ -47,7 +47,7 @@ async function startServer(env: Record<string, string>): Promise<Server> {
   }).spawn();
   const lines: string[] = [];
   const listener: { onLine: ((l: string) => void) | null } = { onLine: null };
-  (async () => {
+  const reading = (async () => {
     let buf = "";
     for await (const chunk of proc.stdout.pipeThrough(new TextDecoderStream())) {
       buf += chunk;
@@ -71,15 +71,18 @@ async function startServer(env: Record<string, string>): Promise<Server> {
     lines.forEach(check);
     proc.status.then(() => resolve(null));
   });
+  // The exit status once every line the process wrote has been read (the log sink writes its
+  // last lines right before exiting, so the process can end before the reader has them).
+  const status = Promise.all([proc.status, reading]).then(([st]) => st);
   const server: Server = {
     url: `http://127.0.0.1:${port}`,
     lines,
-    status: proc.status,
+    status,
     async stop() {
       try {
         proc.kill("SIGTERM");
       } catch { /* already exited */ }
-      return await proc.status;
+      return await status;
     },
   };
   if (port === null) {
