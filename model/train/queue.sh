@@ -50,6 +50,10 @@ run v1_a050_stem1_28_multires --alpha 0.5 --epochs 1 "${COMMON[@]}" "${MULTIRES[
   --init $R/v1_a050_stem1_28/model
 run v1_a050_stem1_28_multires_fbn --alpha 0.5 --epochs "${EPOCHS_050_FBN:-1}" "${COMMON[@]}" \
   "${MULTIRES[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --init $R/v1_a050_stem1_28_multires/model
+# Session 2: alpha 0.5 gets the same photo round-trip epoch as alpha 0.25.
+run v1_a050_stem1_28_multires_fbn_photo --alpha 0.5 --epochs "${EPOCHS_050_PHOTO:-1}" "${COMMON[@]}" \
+  "${MULTIRES[@]}" --frozen-bn --bn-every 200 --lr 5e-4 --resample 0.5 \
+  --init $R/v1_a050_stem1_28_multires_fbn/model
 run v1_a075_stem1_28 --alpha 0.75 --epochs "${EPOCHS_075:-1}" "${COMMON[@]}" "${MULTIRES[@]}"
 run v1_a075_stem1_28_multires_fbn --alpha 0.75 --epochs "${EPOCHS_075_FBN:-1}" "${COMMON[@]}" \
   "${MULTIRES[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --init $R/v1_a075_stem1_28/model
