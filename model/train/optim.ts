@@ -26,8 +26,13 @@ export interface RecipeOptions {
   weightDecay: number;
 }
 
+/**
+ * The default recipe. Adam at 1e-2: alpha 0.25 from scratch (stem1 plan, 28x28, seed 1) reached
+ * 75.32% / 79.41% / 80.51% test accuracy after one epoch at 2e-3 / 5e-3 / 1e-2, and 88.14% after
+ * three epochs at 1e-2 against 84.12% at 2e-3 (model/train/runs/ab_*, v1_a025_stem1_28).
+ */
 export const DEFAULT_RECIPE: RecipeOptions = {
-  lr: 2e-3,
+  lr: 1e-2,
   lrStep: 2,
   lrGamma: 0.5,
   sgdEpochs: 0,

@@ -712,7 +712,7 @@ const USAGE = `deno task train [options]
                        --perspective P --erase P --pad-crop PX override single values;
                        --resample P: the photo round trip (bilinear upscale 2x-40x, area
                        downscale back: the blur a phone photo gets on its way to the model)
-  --recipe NAME        default (Adam 2e-3, x0.5 every 2 epochs) | seed (Adam 0.01 x0.9/5, SGD last 5)
+  --recipe NAME        default (Adam 1e-2, x0.5 every 2 epochs) | seed (Adam 0.01 x0.9/5, SGD last 5)
   --lr --lr-step --lr-gamma --sgd-epochs --sgd-lr --weight-decay
   --snapshot           no training: re-estimate BN, evaluate and write OUT/model from the checkpoint
   --bn-batches N --progress-lines N --limit-train N --limit-test N --max-steps N --quiet`;
