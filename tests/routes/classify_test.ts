@@ -227,19 +227,23 @@ Deno.test({
   },
 });
 
-// Issue #4's target. The multi-resolution alpha 0.25 model trained without photo augmentation
-// missed it (70% against 78%); fine-tuned with the photo round trip (`--resample 0.5`,
-// model/train/queue.sh) it gives 76% against 78%. 50 images: one image is 2 points.
+// Issue #4's target: photo-like copies must not lose accuracy. The multi-resolution alpha 0.25
+// model trained without photo augmentation lost 8 points (70% against 78%); with the photo round
+// trip (`--resample 0.5`, model/train/queue.sh) the next model gave 76% against 78%, and the
+// shipped one (Adam 1e-2, 6 epochs + 2 photo epochs) 88% against 82%. The bound is one-sided: these
+// are 50 images (one image is 2 points), and on 2,000 test images the same model loses 1.0 point to
+// a 1024-px round trip (`deno run -A bench/photo_blur_eval.ts --limit 2000 --sides 28,1024`:
+// 90.00% against 89.00%), so the 6-point gain here is the sample, not a property to guard.
 Deno.test({
   ...opts,
-  name: "POST /v1/classify keeps photo-like copies within 3 points of their originals",
+  name: "POST /v1/classify: photo-like copies score no more than 3 points below their originals",
   ignore: !shipped,
   fn: async () => {
     const { m, png, photo } = await fixtureResults();
     assert.ok(m.trained, `${m.id} is an untrained stand-in`);
     const accPhoto = rate(photo);
     const accPngSame = rate(png, [...photo.keys()]);
-    assert.ok(Math.abs(accPhoto - accPngSame) <= 0.03, `photo ${accPhoto} vs png ${accPngSame}`);
+    assert.ok(accPngSame - accPhoto <= 0.03, `photo ${accPhoto} vs png ${accPngSame}`);
   },
 });
 
