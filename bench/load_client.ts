@@ -274,3 +274,15 @@ export function latenciesWhere(
   for (let i = 0; i < src.length; i++) if (keep(r.statuses[i]!)) out.push(src[i]!);
   return Float64Array.from(out);
 }
+
+/** Polls `${base}/readyz` every 500 ms until it answers 200; throws after 5 minutes. */
+export async function waitReady(base: string): Promise<void> {
+  for (let i = 0;; i++) {
+    const res = await fetch(`${base}/readyz`).catch(() => null);
+    const ok = res?.status === 200;
+    await res?.body?.cancel();
+    if (ok) return;
+    if (i > 600) throw new Error("the server did not become ready within 5 minutes");
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

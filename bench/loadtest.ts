@@ -29,6 +29,7 @@ import {
   type LoadResult,
   percentile,
   runLoad,
+  waitReady,
 } from "./load_client.ts";
 import { lineChart } from "./svg_chart.ts";
 
@@ -177,14 +178,7 @@ async function startServer(env: Record<string, string>): Promise<Target> {
   });
   await Promise.race([listening, exited]);
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0;; i++) {
-    const res = await fetch(`${base}/readyz`).catch(() => null);
-    const ok = res?.status === 200;
-    await res?.body?.cancel();
-    if (ok) break;
-    if (i > 600) throw new Error("the server did not become ready within 5 minutes");
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  await waitReady(base);
   return {
     port,
     pid: child.pid,

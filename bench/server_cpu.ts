@@ -14,6 +14,8 @@
  * Arguments are bench/loadtest.ts's; `SERVER_ENV` (JSON) adds server environment and
  * `SERVER_DENO_ARGS` extra `deno run` flags (e.g. `--v8-flags=--max-semi-space-size=32`).
  */
+import { waitReady } from "./load_client.ts";
+
 const ROOT = new URL("../", import.meta.url);
 const TICK = 100; // USER_HZ: /proc times are in 1/100 s
 const port = 8100 + Math.floor(Math.random() * 800);
@@ -71,14 +73,7 @@ const server = new Deno.Command(Deno.execPath(), {
 const drained = (async () => {
   for await (const _ of server.stdout) { /* the server's log lines */ }
 })();
-for (let i = 0;; i++) {
-  const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
-  const ok = r?.status === 200;
-  await r?.body?.cancel();
-  if (ok) break;
-  if (i > 600) throw new Error("the server did not become ready within 5 minutes");
-  await new Promise((ok) => setTimeout(ok, 500));
-}
+await waitReady(`http://127.0.0.1:${port}`);
 
 const procs0 = processes(), threads0 = threads(server.pid), machine0 = machine();
 const client = new Deno.Command(Deno.execPath(), {

@@ -13,6 +13,8 @@
  * Arguments are bench/loadtest.ts's; `PROFILE_OUT` names the .cpuprofile (default
  * /tmp/server.cpuprofile), `SERVER_ENV` (JSON) adds server environment.
  */
+import { waitReady } from "./load_client.ts";
+
 const ROOT = new URL("../", import.meta.url);
 const port = 8100 + Math.floor(Math.random() * 800);
 const inspect = port + 1000;
@@ -32,14 +34,7 @@ const drained = Promise.all([
     for await (const _ of server.stderr) { /* inspector notices */ }
   })(),
 ]);
-for (let i = 0;; i++) {
-  const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
-  const ok = r?.status === 200;
-  await r?.body?.cancel();
-  if (ok) break;
-  if (i > 600) throw new Error("the server did not become ready within 5 minutes");
-  await new Promise((ok) => setTimeout(ok, 500));
-}
+await waitReady(`http://127.0.0.1:${port}`);
 
 const targets = await (await fetch(`http://127.0.0.1:${inspect}/json/list`)).json();
 const ws = new WebSocket(targets[0].webSocketDebuggerUrl);

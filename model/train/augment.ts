@@ -104,6 +104,8 @@ function homography(from: number[][], to: number[][]): number[] {
 }
 
 const roundTrips = new Map<string, Float64Array>();
+/** The horizontal pass's output, reused across images (grown when a larger image comes). */
+let roundTripScratch = new Float64Array(0);
 
 /**
  * The 1-D operator (n x n, row-major: output i, source j) of a bilinear upscale from n to s samples
@@ -149,7 +151,8 @@ export function roundTripImage(
   dst: Float32Array,
 ): void {
   const my = roundTripMatrix(h, sh), mx = roundTripMatrix(w, sw);
-  const tmp = new Float64Array(h * w * c);
+  if (roundTripScratch.length < h * w * c) roundTripScratch = new Float64Array(h * w * c);
+  const tmp = roundTripScratch;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       for (let ch = 0; ch < c; ch++) {
