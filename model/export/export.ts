@@ -18,7 +18,7 @@ import {
   parseCheckpointMeta,
   specFromMeta,
 } from "./pipeline.ts";
-import { QUANTIZATION_FORMAT } from "./quantize.ts";
+import { QUANTIZATION_FORMAT, WEIGHT_QMAX } from "./quantize.ts";
 import { standInWeights } from "./stand_in.ts";
 
 export const DEFAULT_METHODS: CalibrationMethod[] = [
@@ -199,6 +199,7 @@ export async function runExport(args: ExportArgs, command: string): Promise<Mani
     heldOutImages: args.heldOut,
     verifyImages: args.verifyImages,
     methods: args.methods,
+    weightQmax: meta.weightQmax,
     log,
   });
   await Deno.mkdir(args.out, { recursive: true });
@@ -244,6 +245,7 @@ export async function runExport(args: ExportArgs, command: string): Promise<Mani
       calibrationImages: args.calibrationImages,
       candidates: r.candidates,
       heldOutImages: args.heldOut,
+      weightQmax: meta.weightQmax ?? WEIGHT_QMAX,
     },
     verification: r.verification,
     accuracy: keepAccuracy ? old.accuracy : { float: {}, int8: {} },

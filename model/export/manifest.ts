@@ -45,6 +45,11 @@ export interface ManifestModel {
     /** Held-out accuracy of each candidate method (measured by export on training images). */
     candidates: Record<string, number>;
     heldOutImages: number;
+    /**
+     * Weights lie in -weightQmax..weightQmax: 64 (7 bits) by default, fewer for models trained
+     * quantization-aware (`train.ts --weight-qmax`) to pack smaller for the Workers build.
+     */
+    weightQmax: number;
   };
   /** Max abs logit difference of the float ONNX against the TypeScript reference (export). */
   verification: {
@@ -186,6 +191,7 @@ function parseModel(m: unknown, path: string): ManifestModel {
         Object.keys(cand).map((k) => [k, num(cand, k, `${path}.quantization.candidates`)]),
       ),
       heldOutImages: num(q, "heldOutImages", `${path}.quantization`),
+      weightQmax: q.weightQmax === undefined ? 64 : num(q, "weightQmax", `${path}.quantization`),
     },
     verification: {
       images: num(ver, "images", `${path}.verification`),

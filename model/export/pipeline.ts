@@ -87,6 +87,8 @@ export interface CheckpointMeta {
   seconds: number;
   command: string;
   recipe: string;
+  /** Quantization-aware training's weight range (`train.ts --weight-qmax`), if it had one. */
+  weightQmax?: number | undefined;
 }
 
 function need<T>(
@@ -138,6 +140,7 @@ export function parseCheckpointMeta(meta: Record<string, unknown>): CheckpointMe
     seconds: Number(meta.seconds ?? 0),
     command: String(meta.command ?? ""),
     recipe: typeof recipe === "string" ? recipe : JSON.stringify(recipe ?? null),
+    ...(typeof meta.weightQmax === "number" ? { weightQmax: meta.weightQmax } : {}),
   };
 }
 
@@ -258,6 +261,8 @@ export interface ExportOptions {
   heldOutImages: number;
   verifyImages: number;
   methods: CalibrationMethod[];
+  /** Weight range -qmax..qmax (default `WEIGHT_QMAX`, 64): a QAT run's `weightQmax`. */
+  weightQmax?: number | undefined;
   log?: (line: string) => void;
 }
 
@@ -341,6 +346,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   for (const method of o.methods) {
     const q = quantizeModel(spec, folded, rangesFor(stats, method), {
       calibration: `${method}, ${stats.images} training images`,
+      weightQmax: o.weightQmax,
     });
     const bytes = encodeModel(q);
     const s = await nodeSession(bytes);

@@ -224,7 +224,7 @@ export interface QuantizeOptions {
   /** Free text stored in the metadata, e.g. `minmax, 2000 images`. */
   calibration: string;
   /** Weight range -qmax..qmax; default `WEIGHT_QMAX` (64). 127 only for comparisons. */
-  weightQmax?: number;
+  weightQmax?: number | undefined;
   metadata?: Record<string, string>;
 }
 

@@ -11,6 +11,11 @@
  * deno run -A model/export/refresh.ts            # export + eval what changed
  * deno run -A model/export/refresh.ts --dry-run  # only say what would change
  * deno run -A model/export/refresh.ts --watch 600  # check every 10 minutes until stopped
+ * deno run -A model/export/refresh.ts --max-qmax 0.5=7,0.75=3,1=3
+ *
+ * `--max-qmax alpha=Q,...`: for those widths only runs trained quantization-aware with weights in
+ * -Q..Q or narrower (`train.ts --weight-qmax`) are candidates (float-trained runs count as 64),
+ * so the Workers bundle's size budget (issue 7) decides the weight range, accuracy the run.
  */
 import { parseExportArgs, runExport } from "./export.ts";
 import { readManifest, sha256Hex } from "./manifest.ts";
@@ -25,6 +30,8 @@ export interface RunCandidate {
   meanAccuracy: number;
   epochs: number;
   weightsSha256: string;
+  /** Weight range the run trained for (`meta.weightQmax`; 64, the export's default, when none). */
+  weightQmax: number;
 }
 
 /** Finds every `<runs>/<run>/model` checkpoint with its recorded accuracy. */
@@ -66,6 +73,7 @@ export async function listRuns(runsDir: string): Promise<RunCandidate[]> {
       resolutionsCovered: Math.max(1, byRes.length),
       meanAccuracy: byRes.length ? byRes.reduce((a, b) => a + b, 0) / byRes.length : acc,
       epochs: Number(meta.epochs ?? 0),
+      weightQmax: typeof meta.weightQmax === "number" ? meta.weightQmax : 64,
       weightsSha256: await sha256Hex(await Deno.readFile(`${dir}/weights.bin`)),
     });
   }
@@ -75,9 +83,13 @@ export async function listRuns(runsDir: string): Promise<RunCandidate[]> {
 /**
  * The best run per alpha: most resolutions covered, then the highest mean accuracy over them.
  */
-export function bestPerAlpha(runs: RunCandidate[]): Map<number, RunCandidate> {
+export function bestPerAlpha(
+  runs: RunCandidate[],
+  maxQmax: Map<number, number> = new Map(),
+): Map<number, RunCandidate> {
   const best = new Map<number, RunCandidate>();
   for (const r of runs) {
+    if (r.weightQmax > (maxQmax.get(r.alpha) ?? 64)) continue;
     const b = best.get(r.alpha);
     if (
       !b || r.resolutionsCovered > b.resolutionsCovered ||
@@ -87,10 +99,30 @@ export function bestPerAlpha(runs: RunCandidate[]): Map<number, RunCandidate> {
   return best;
 }
 
-async function refreshOnce(artifacts: string, runsDir: string, dryRun: boolean): Promise<string[]> {
+/** Parses `--max-qmax 0.5=7,1=3` into alpha -> largest allowed weight range. */
+export function parseMaxQmax(v: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const part of v.split(",")) {
+    const [a, q] = part.split("=").map(Number);
+    if (!Number.isFinite(a) || !Number.isInteger(q) || q! < 1 || q! > 64) {
+      throw new RangeError(
+        `Cannot parse --max-qmax as each entry must be alpha=Q with Q an integer in 1..64: current entry is ${part}`,
+      );
+    }
+    out.set(a!, q!);
+  }
+  return out;
+}
+
+async function refreshOnce(
+  artifacts: string,
+  runsDir: string,
+  dryRun: boolean,
+  maxQmax: Map<number, number>,
+): Promise<string[]> {
   const manifest = await readManifest(`${artifacts}/manifest.json`);
   const changed: string[] = [];
-  for (const [alpha, run] of bestPerAlpha(await listRuns(runsDir))) {
+  for (const [alpha, run] of bestPerAlpha(await listRuns(runsDir), maxQmax)) {
     const shipped = manifest.models.find((m) => m.alpha === alpha);
     if (
       shipped && shipped.trained && shipped.source.checkpoint === run.dir &&
@@ -133,8 +165,10 @@ if (import.meta.main) {
   const dryRun = argv.includes("--dry-run");
   const w = argv.indexOf("--watch");
   const every = w >= 0 ? Number(argv[w + 1] ?? 600) : 0;
+  const q = argv.indexOf("--max-qmax");
+  const maxQmax = q >= 0 ? parseMaxQmax(argv[q + 1] ?? "") : new Map<number, number>();
   for (;;) {
-    const changed = await refreshOnce("model/artifacts", "model/train/runs", dryRun);
+    const changed = await refreshOnce("model/artifacts", "model/train/runs", dryRun, maxQmax);
     console.log(changed.length ? `refreshed ${changed.join(", ")}` : "artifacts are up to date");
     if (!every) break;
     await new Promise((r) => setTimeout(r, every * 1000));

@@ -1,10 +1,13 @@
 /**
- * The measurement behind the 7-bit weight range (see `quantize.ts`): one checkpoint quantized with
- * weights in -64..64 and in -127..127, each run in onnxruntime-node (u8s8 kernels, which saturate
- * on CPUs without VNNI) and in onnxruntime-web (exact), on the first N test images at beta 1.
+ * The measurement behind the weight ranges (see `quantize.ts`): one checkpoint quantized with
+ * weights in -qmax..qmax for each `--qmax` (default 64 and 127), each run in onnxruntime-node
+ * (u8s8 kernels, which saturate on CPUs without VNNI) and in onnxruntime-web (exact), on the first
+ * N test images at beta 1; with the file's size packed for the Workers build (`edge/model_pack.ts`),
+ * which is what narrower weight ranges buy.
  *
  * @example
  * deno run -A model/export/weight_bits_study.ts model/train/runs/v1_a025_stem1_28/model 2000
+ * deno run -A model/export/weight_bits_study.ts <run>/model 2000 --qmax 64,31,15,7
  */
 import * as ortWeb from "onnxruntime-web";
 import { loadIdxDataset } from "../train/data.ts";
@@ -24,8 +27,16 @@ import {
   specFromMeta,
 } from "./pipeline.ts";
 import { quantizeModel } from "./quantize.ts";
+import { packModel } from "../../edge/model_pack.ts";
 
-const [dir, count] = Deno.args.filter((a) => a !== "--");
+const qmaxAt = Deno.args.indexOf("--qmax");
+const qmaxes = qmaxAt >= 0 ? Deno.args[qmaxAt + 1]!.split(",").map(Number) : [64, 127];
+if (qmaxes.some((q) => !Number.isInteger(q) || q < 1 || q > 127)) {
+  throw new RangeError(`Cannot study --qmax ${qmaxes.join(",")}: give integers in 1..127`);
+}
+const [dir, count] = Deno.args.filter((a, i) =>
+  a !== "--" && a !== "--qmax" && !(qmaxAt >= 0 && i === qmaxAt + 1)
+);
 if (!dir) {
   throw new TypeError("Cannot run the study as a checkpoint folder is needed: see @example");
 }
@@ -50,7 +61,7 @@ const ranges = rangesFor(await collectStats(spec, folded, batches), "percentile:
 const idx = Array.from({ length: Math.min(n, ds.test.n) }, (_, i) => i);
 ortWeb.env.wasm.numThreads = 1;
 console.log(`${dir}: ${idx.length} test images, beta 1, calibration percentile:99.99`);
-for (const weightQmax of [64, 127]) {
+for (const weightQmax of qmaxes) {
   const bytes = encodeModel(
     quantizeModel(spec, folded, ranges, { calibration: "study", weightQmax }),
   );
@@ -78,6 +89,9 @@ for (const weightQmax of [64, 127]) {
     `weights -${weightQmax}..${weightQmax}: onnxruntime-node ${
       pct(accuracyOf(node, ds.test.labels, idx, spec.classes))
     }, onnxruntime-web ${pct(accuracyOf(web, ds.test.labels, idx, spec.classes))}, ` +
-      `node/web argmax agreement ${pct(agree / idx.length)}`,
+      `node/web argmax agreement ${pct(agree / idx.length)}, ` +
+      `packed ${(packModel(bytes).length / 1e6).toFixed(3)} MB of ${
+        (bytes.length / 1e6).toFixed(3)
+      } MB`,
   );
 }

@@ -140,6 +140,50 @@ export const batchNormTrain = tf.customGrad(
   }) as Parameters<typeof tf.customGrad>[0],
 );
 
+/**
+ * Fake quantization of weights with a straight-through gradient (quantization-aware training,
+ * `train.ts --weight-qmax`): the forward pass sees the weights the int8 export will hold,
+ * symmetric `-qmax..qmax` with one scale per slice along the axes not in `axes` (per output channel
+ * for convolutions, one scale for the FC, as `model/export/quantize.ts` quantizes them), and the
+ * gradient passes to the float weights unchanged. Per-output-channel quantization is invariant to
+ * the BN fold (which scales each output channel), so the exported integers are these.
+ */
+function fakeQuantFn(qmax: number, axes: number[]) {
+  return tf.customGrad(
+    ((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const w = args[0] as tf.Tensor;
+      const m = tf.max(tf.abs(w), axes, true);
+      const s = tf.div(tf.where(tf.greater(m, 0), m, tf.onesLike(m)), qmax);
+      return {
+        value: tf.mul(tf.clipByValue(tf.round(tf.div(w, s)), -qmax, qmax), s),
+        gradFunc: (dy: tf.Tensor) => [dy],
+      };
+    }) as Parameters<typeof tf.customGrad>[0],
+  );
+}
+
+/** `fakeQuant(w, qmax, axes)`: see `fakeQuantFn`; one customGrad function per (qmax, axes). */
+const fakeQuantCache = new Map<string, (w: tf.Tensor) => tf.Tensor>();
+export function fakeQuant(w: tf.Tensor, qmax: number, axes: number[]): tf.Tensor {
+  const key = `${qmax}:${axes}`;
+  let f = fakeQuantCache.get(key);
+  if (!f) {
+    f = fakeQuantFn(qmax, axes) as unknown as (w: tf.Tensor) => tf.Tensor;
+    fakeQuantCache.set(key, f);
+  }
+  return f(w);
+}
+
+export interface TfMobileNetOptions {
+  /** Run training batch norm + activation as one fused WASM kernel (kernels/grad/bn_act.ts). */
+  fusedBn?: boolean;
+  /**
+   * Quantization-aware training: every forward pass uses weights fake-quantized to
+   * `-weightQmax..weightQmax` (see `fakeQuant`); unset, the float weights.
+   */
+  weightQmax?: number | undefined;
+}
+
 export class TfMobileNet {
   readonly spec: ModelSpec;
   readonly params: ParamInfo[];
@@ -151,10 +195,13 @@ export class TfMobileNet {
 
   /** Run training batch norm + activation as one fused WASM kernel (kernels/grad/bn_act.ts). */
   readonly fusedBn: boolean;
+  /** Weight range of quantization-aware training (`TfMobileNetOptions.weightQmax`). */
+  readonly weightQmax: number | undefined;
 
-  constructor(spec: ModelSpec, opts: { fusedBn?: boolean } = {}) {
+  constructor(spec: ModelSpec, opts: TfMobileNetOptions = {}) {
     this.spec = spec;
     this.fusedBn = opts.fusedBn ?? false;
+    this.weightQmax = opts.weightQmax;
     this.params = paramInfos(spec);
     this.trainable = this.params.filter((p) => p.trainable);
     this.trainableSize = this.trainable.reduce((a, p) => a + p.size, 0);
@@ -211,7 +258,11 @@ export class TfMobileNet {
   }
 
   #conv(l: ConvLayer, h: tf.Tensor4D, train: boolean, collect?: BnSums): tf.Tensor4D {
-    const k = this.#v(`${l.name}/kernel`) as tf.Variable<tf.Rank.R4>;
+    let k: tf.Tensor4D = this.#v(`${l.name}/kernel`) as tf.Variable<tf.Rank.R4>;
+    if (this.weightQmax !== undefined) {
+      // conv2d kernels [kh, kw, in, out], depthwise [kh, kw, channels, 1]: one scale per output.
+      k = fakeQuant(k, this.weightQmax, l.groups > 1 ? [0, 1, 3] : [0, 1, 2]) as tf.Tensor4D;
+    }
     let y: tf.Tensor4D = l.groups > 1
       ? tf.depthwiseConv2d(h, k, l.stride, "same")
       : tf.conv2d(h, k, l.stride, "same");
@@ -278,8 +329,10 @@ export class TfMobileNet {
       } else if (l.kind === "pool") {
         h = tf.mean(h, [1, 2]);
       } else if (l.kind === "fc") {
+        let w: tf.Tensor = this.#v(`${l.name}/kernel`);
+        if (this.weightQmax !== undefined) w = fakeQuant(w, this.weightQmax, [0, 1]);
         const y = tf.add(
-          tf.matMul(tf.reshape(h, [-1, l.inShape[0]]), this.#v(`${l.name}/kernel`)),
+          tf.matMul(tf.reshape(h, [-1, l.inShape[0]]), w as tf.Tensor2D),
           this.#v(`${l.name}/bias`),
         );
         h = activate(y, l.activation);

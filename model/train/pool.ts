@@ -95,15 +95,18 @@ export class TrainPool {
     spec: SpecOptions,
     workers: number,
     kernels: GradKernels,
+    weightQmax?: number,
   ): Promise<TrainPool> {
     const s = buildSpec(spec);
     const pool = new TrainPool(workers, s.resolution, s.inputChannels);
     if (workers === 0) {
       await setupBackend(kernels);
-      pool.#local = new TfMobileNet(s, { fusedBn: kernels === "own" });
+      pool.#local = new TfMobileNet(s, { fusedBn: kernels === "own", weightQmax });
     } else {
       for (let i = 0; i < workers; i++) pool.#handles.push(new WorkerHandle());
-      await Promise.all(pool.#handles.map((h) => h.call({ type: "init", spec, kernels })));
+      await Promise.all(
+        pool.#handles.map((h) => h.call({ type: "init", spec, kernels, weightQmax })),
+      );
     }
     return pool;
   }

@@ -73,4 +73,34 @@ run v1_a100_stem1_28_multires_fbn --alpha 1.0 --epochs "${EPOCHS_100_FBN:-1}" "$
   "${MULTIRES[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --init $R/v1_a100_stem1_28/model
 # The seed's cifar plan at 32x32 (Fashion-MNIST padded 28 -> 32; ~4x the multiply-adds of the
 # plan above), to compare accuracy per training hour.
-run v1_a025_cifar_32 --alpha 0.25 --epochs "${EPOCHS_025_CIFAR:-1}" --plan cifar --resolution 32 --batch 64 --seed 1 --lr 2e-3
+# Not run (the 28x28 cifar run above answered the plan question):
+# run v1_a025_cifar_32 --alpha 0.25 --epochs "${EPOCHS_025_CIFAR:-1}" --plan cifar --resolution 32 --batch 64 --seed 1 --lr 2e-3
+
+# Session 3: longer schedules at the 1e-2 learning rate.
+# alpha 0.25: a warm restart from the 6-epoch 1e-2 run (89.74% float), 9 more epochs at 5e-3 halved
+# every 3, then the photo frozen-BN multi-resolution stage as before.
+run s3_a025_stem1_28_restart --alpha 0.25 --epochs "${EPOCHS_S3_025:-9}" "${COMMON[@]}" --lr 5e-3 \
+  --lr-step 3 --init $R/ab_a025_stem1_28_lr1e-2/model
+run s3_a025_stem1_28_restart_fbn_photo --alpha 0.25 --epochs "${EPOCHS_S3_025_FBN:-2}" "${COMMON[@]}" \
+  "${MULTIRES[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
+  --init $R/s3_a025_stem1_28_restart/model
+# Quantization-aware stages (--weight-qmax Q: weights fake-quantized to -Q..Q in every forward
+# pass, exported in that range) shrink the wide models for the Workers bundle (issue 7): packed
+# sizes of the float-trained alpha 1.0 at qmax 64/31/15/7 were 2.747/2.330/1.914/1.481 MB
+# (model/export/weight_bits_study.ts), four widths at qmax 64 5.39 MB against the 3 MB target.
+# alpha 0.5 from scratch at 1e-2 (the shipped one trained at 2e-3), then the photo stage at qmax 7.
+run s3_a050_stem1_28 --alpha 0.5 --epochs "${EPOCHS_S3_050:-6}" "${COMMON[@]}" --lr 1e-2 --lr-step 2
+run s3_a050_stem1_28_fbn_photo_q7 --alpha 0.5 --epochs "${EPOCHS_S3_050_FBN:-1}" "${COMMON[@]}" \
+  "${MULTIRES[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 7 \
+  --init $R/s3_a050_stem1_28/model
+# alpha 0.75: not retrained this session; its photo stage at qmax 3 from the shipped weights.
+run s3_a075_fbn_photo_q3 --alpha 0.75 --epochs "${EPOCHS_S3_075_FBN:-1}" "${COMMON[@]}" \
+  "${MULTIRES[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 3 \
+  --init $R/v1_a075_stem1_28_multires_fbn/model
+# alpha 1.0 from scratch at 1e-2, multi-resolution from the start (about 1.6x cheaper per image than
+# 28x28 alone), then the photo stage at qmax 3.
+run s3_a100_stem1_28_multires --alpha 1.0 --epochs "${EPOCHS_S3_100:-5}" "${COMMON[@]}" "${MULTIRES[@]}" \
+  --lr 1e-2 --lr-step 2
+run s3_a100_stem1_28_multires_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S3_100_FBN:-1}" "${COMMON[@]}" \
+  "${MULTIRES[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 3 \
+  --init $R/s3_a100_stem1_28_multires/model

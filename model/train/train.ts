@@ -70,6 +70,12 @@ export interface TrainOptions {
    */
   frozenBn: boolean;
   bnEvery: number;
+  /**
+   * Quantization-aware training: weights fake-quantized to -weightQmax..weightQmax in every
+   * forward pass (`TfMobileNet`), recorded in the meta so `deno task export` quantizes to the
+   * same range. 0: float training (the export's default 7-bit range).
+   */
+  weightQmax: number;
   fit: FitMode;
   /** Channels to decode folder datasets to (1 gray, 3 RGB). */
   channels: number;
@@ -114,6 +120,7 @@ export const DEFAULT_OPTIONS: TrainOptions = {
   init: "",
   frozenBn: false,
   bnEvery: 200,
+  weightQmax: 0,
   channels: 1,
   epochs: 3,
   batch: 64,
@@ -408,6 +415,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     std,
     polarity: data.name === "fashion-mnist" ? "light-on-dark" : "natural",
     fit: o.fit,
+    ...(o.weightQmax > 0 ? { weightQmax: o.weightQmax } : {}),
     epochs: state.history.length,
     epochBudget: o.epochs,
     seconds: Math.round(state.seconds),
@@ -445,7 +453,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   });
 
   await Deno.mkdir(o.out, { recursive: true });
-  const pool = await TrainPool.create(specOpts, o.workers, o.kernels);
+  const pool = await TrainPool.create(
+    specOpts,
+    o.workers,
+    o.kernels,
+    o.weightQmax > 0 ? o.weightQmax : undefined,
+  );
   const maxR = Math.max(spec.resolution, ...o.resolutions);
   const px = maxR * maxR * spec.inputChannels;
   const basePx = spec.resolution * spec.resolution * spec.inputChannels;
@@ -702,6 +715,8 @@ const USAGE = `deno task train [options]
   --init DIR           start from these weights (another run's model/ folder): fine-tuning
   --frozen-bn          train with BN in inference mode (moving statistics re-estimated on the
                        resolution mix every --bn-every steps, default 200): one BN set for all sides
+  --weight-qmax Q      quantization-aware training: weights fake-quantized to -Q..Q (1..64) in
+                       every forward pass; the export then quantizes to the same range
   --fit pad|resize     how images reach the resolution (default pad)
   --channels 1|3       channels of folder datasets (default 1)
   --epochs N --batch B --seed S --workers W (default 3, 64, 1, 2)
@@ -882,6 +897,16 @@ export function parseArgs(args: string[]): TrainOptions {
       case "--resample":
         augOverrides.resample = num(k, v());
         break;
+      case "--weight-qmax": {
+        const q = num(k, v());
+        if (!Number.isInteger(q) || q < 1 || q > 64) {
+          throw new RangeError(
+            `Cannot parse --weight-qmax as it must be an integer in 1..64 (the int8 engine's 7-bit range): current value is ${q}`,
+          );
+        }
+        o.weightQmax = q;
+        break;
+      }
       case "--recipe": {
         const r = v();
         if (r !== "default" && r !== "seed") {

@@ -9,7 +9,13 @@ import { type BnSums, TfMobileNet } from "./mobilenet.ts";
 import type { NamedTensors } from "../weights.ts";
 
 export type WorkerRequest =
-  | { type: "init"; id: number; spec: SpecOptions; kernels: GradKernels }
+  | {
+    type: "init";
+    id: number;
+    spec: SpecOptions;
+    kernels: GradKernels;
+    weightQmax?: number | undefined;
+  }
   | {
     type: "grad";
     id: number;
@@ -62,7 +68,10 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
     switch (m.type) {
       case "init": {
         await setupBackend(m.kernels);
-        model = new TfMobileNet(buildSpec(m.spec), { fusedBn: m.kernels === "own" });
+        model = new TfMobileNet(buildSpec(m.spec), {
+          fusedBn: m.kernels === "own",
+          weightQmax: m.weightQmax,
+        });
         self.postMessage({ id: m.id, type: "ok" } satisfies WorkerReply);
         break;
       }

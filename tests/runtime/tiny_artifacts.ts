@@ -79,6 +79,7 @@ export async function writeTinyArtifacts(
         calibrationImages: 0,
         candidates: {},
         heldOutImages: 0,
+        weightQmax: 64,
       },
       verification: { images: 0, floatOrtNode: 0, floatOrtWeb: 0, int8OrtWebVsNode: 0 },
       accuracy: { float: { "1": 0.5, "0.75": 0.4 }, int8: { "1": 0.45, "0.75": 0.35 } },

@@ -3,7 +3,8 @@ import { parseExportArgs, runExport } from "../../../model/export/export.ts";
 import { evaluateModel } from "../../../model/export/eval.ts";
 import { readManifest, sha256Hex } from "../../../model/export/manifest.ts";
 import { FASHION_MNIST_LABELS, loadIdxDataset } from "../../../model/train/data.ts";
-import { saveWeights } from "../../../model/weights.ts";
+import { loadWeights, saveWeights } from "../../../model/weights.ts";
+import { decodeModel } from "../../../model/export/onnx_writer.ts";
 import { makeTestModel } from "./test_model.ts";
 
 Deno.test("deno task export writes an int8 file and a manifest entry with no accuracy until eval runs", async () => {
@@ -28,9 +29,9 @@ Deno.test("deno task export writes an int8 file and a manifest entry with no acc
       command: "deno task train --test",
       recipe: { name: "test" },
     });
-    const args = parseExportArgs([
+    const argList = (ckpt: string, out: string) => [
       "--checkpoint",
-      `${dir}/ckpt`,
+      ckpt,
       "--calibration-images",
       "50",
       "--held-out",
@@ -40,8 +41,9 @@ Deno.test("deno task export writes an int8 file and a manifest entry with no acc
       "--methods",
       "minmax,percentile:99.99",
       "--out",
-      dir,
-    ]);
+      out,
+    ];
+    const args = parseExportArgs(argList(`${dir}/ckpt`, dir));
     const entry = await runExport(args, "test");
     const manifest = await readManifest(`${dir}/manifest.json`);
     assert.deepEqual(manifest.models, [entry]);
@@ -57,7 +59,26 @@ Deno.test("deno task export writes an int8 file and a manifest entry with no acc
     assert.deepEqual(entry.accuracy, { float: {}, int8: {} });
     assert.equal(entry.evaluated, null);
     assert.deepEqual(Object.keys(entry.quantization.candidates), ["minmax", "percentile:99.99"]);
+    assert.equal(entry.quantization.weightQmax, 64);
     assert.ok(entry.verification.floatOrtNode < 1e-3 && entry.verification.floatOrtWeb < 1e-3);
+
+    // A quantization-aware checkpoint (train.ts --weight-qmax 3) exports its weights in -3..3.
+    const q3 = await makeTestModel();
+    await saveWeights(`${dir}/ckpt3`, q3.tensors, {
+      ...(await loadWeights(`${dir}/ckpt`)).meta,
+      weightQmax: 3,
+    });
+    const entry3 = await runExport(parseExportArgs(argList(`${dir}/ckpt3`, `${dir}/q3`)), "test");
+    assert.equal(entry3.quantization.weightQmax, 3);
+    const weights = (bytes: Uint8Array) =>
+      decodeModel(bytes).graph.initializers.filter((t) => /weight\.q$/.test(t.name));
+    const w3 = weights(await Deno.readFile(`${dir}/q3/${entry3.file}`));
+    const w64 = weights(await Deno.readFile(`${dir}/${entry.file}`));
+    assert.equal(w3.length, w64.length);
+    const maxAbs = (ts: typeof w3) =>
+      Math.max(...ts.map((t) => Math.max(...Array.from(t.data as Int8Array, Math.abs))));
+    assert.equal(maxAbs(w3), 3);
+    assert.equal(maxAbs(w64), 64);
 
     // eval rebuilds the float model from the recorded checkpoint and measures both precisions.
     const ds = await loadIdxDataset();

@@ -38,6 +38,7 @@ export const example: Manifest = {
       calibrationImages: 1000,
       candidates: { minmax: 0.9, entropy: 0.8 },
       heldOutImages: 2000,
+      weightQmax: 64,
     },
     verification: { images: 8, floatOrtNode: 1e-6, floatOrtWeb: 2e-6, int8OrtWebVsNode: 0 },
     accuracy: { float: { "1": 0.91, "0.5": 0.8 }, int8: { "1": 0.905, "0.5": 0.79 } },

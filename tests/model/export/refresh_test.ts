@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bestPerAlpha, listRuns } from "../../../model/export/refresh.ts";
+import { bestPerAlpha, listRuns, parseMaxQmax } from "../../../model/export/refresh.ts";
 import { saveWeights } from "../../../model/weights.ts";
 
 Deno.test("listRuns() and bestPerAlpha() pick per alpha the best run, multi-resolution runs first", async () => {
@@ -56,6 +56,33 @@ Deno.test("bestPerAlpha() prefers a run with accuracy recorded at several resolu
     assert.equal(multi.resolutionsCovered, 3);
     assert.ok(Math.abs(multi.meanAccuracy - (0.7 + 0.8 + 0.82) / 3) < 1e-12);
     assert.equal(bestPerAlpha(runs).get(0.25)!.dir, `${dir}/multi/model`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bestPerAlpha() with --max-qmax keeps only runs trained for that weight range or narrower", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const t = new Map([["x", { shape: [1], data: new Float32Array([1]) }]]);
+    const meta = (acc: number, weightQmax?: number) => ({
+      arch: "mobilenet_v1",
+      alpha: 1,
+      testAccuracy: [acc],
+      epochs: 1,
+      ...(weightQmax ? { weightQmax } : {}),
+    });
+    await saveWeights(`${dir}/float/model`, t, meta(0.9));
+    await saveWeights(`${dir}/q7/model`, t, meta(0.89, 7));
+    await saveWeights(`${dir}/q3/model`, t, meta(0.88, 3));
+    const runs = await listRuns(dir);
+    assert.equal(runs.find((r) => r.dir.endsWith("/float/model"))!.weightQmax, 64);
+    assert.equal(bestPerAlpha(runs).get(1)!.dir, `${dir}/float/model`);
+    assert.equal(bestPerAlpha(runs, parseMaxQmax("1=7")).get(1)!.dir, `${dir}/q7/model`);
+    assert.equal(bestPerAlpha(runs, parseMaxQmax("0.5=7,1=3")).get(1)!.dir, `${dir}/q3/model`);
+    assert.equal(bestPerAlpha(runs, parseMaxQmax("1=2")).get(1), undefined);
+    assert.throws(() => parseMaxQmax("1=65"), /1\.\.64/);
+    assert.throws(() => parseMaxQmax("x"), /alpha=Q/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
