@@ -1,5 +1,6 @@
 /** Wiring only: read config, build the app, serve. */
 import { createApp } from "./app.ts";
+import { admissionGate } from "./routes/admission.ts";
 import { DEFAULT_MAX_BODY_BYTES } from "./routes/classify.ts";
 import { servedCostDefaults } from "./routes/models.ts";
 import { createServiceMetrics } from "./runtime/metrics.ts";
@@ -72,6 +73,7 @@ if (import.meta.main) {
   const preprocessPool = preprocessWorkers === "0"
     ? undefined
     : new PreprocessPool({ workers: positiveInt("PREPROCESS_WORKERS", preprocessWorkers) });
+  const inference = useWorkers ? scheduledInference(() => scheduler) : undefined;
   const app = createApp({
     log,
     metrics,
@@ -83,9 +85,9 @@ if (import.meta.main) {
     ...(costDefaults ? { costDefaults } : {}),
     classify: {
       models: registry,
-      ...(useWorkers
+      ...(inference
         ? {
-          inference: scheduledInference(() => scheduler),
+          inference,
           auto: (want) => scheduler && chooseAuto(scheduler, registry, want),
         }
         : {}),
@@ -104,20 +106,32 @@ if (import.meta.main) {
       () => registry.close(),
     ],
   });
-  const server = Deno.serve({
-    hostname: config.host,
-    port: config.port,
-    onListen: ({ hostname, port }) =>
-      log(
-        JSON.stringify({
-          time: new Date().toISOString(),
-          level: "info",
-          msg: "listening",
-          hostname,
-          port,
-        }),
-      ),
-  }, app.fetch);
+  // Overload refusals of POST /v1/classify are answered in front of the app (routes/admission.ts).
+  const server = Deno.serve(
+    {
+      hostname: config.host,
+      port: config.port,
+      onListen: ({ hostname, port }) =>
+        log(
+          JSON.stringify({
+            time: new Date().toISOString(),
+            level: "info",
+            msg: "listening",
+            hostname,
+            port,
+          }),
+        ),
+    },
+    inference
+      ? admissionGate(app.fetch, {
+        models: registry,
+        tryAdmit: inference.tryAdmit,
+        metrics,
+        log,
+        drain,
+      })
+      : app.fetch,
+  );
   // /readyz answers 503 until every variant is verified, loaded and warmed; a bad file stops the
   // process with the reason.
   const loadStart = performance.now();

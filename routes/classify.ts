@@ -123,9 +123,12 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
         shape: [1, variant.manifest.inputChannels, resolution, resolution] as NCHW,
         ...(params.deadlineAt === undefined ? {} : { deadlineAt: params.deadlineAt }),
       };
-      let release: (() => void) | undefined;
+      let release: (() => void) | undefined = ADMITTED.get(c.req.raw);
       const admission = opts.inference?.tryAdmit;
-      if (admission) {
+      if (release) {
+        // Already admitted in front of the app (routes/admission.ts).
+        ADMITTED.delete(c.req.raw);
+      } else if (admission) {
         const r = admission(req);
         if (typeof r !== "function") {
           await discardSmallBody(c.req.raw);
@@ -339,6 +342,34 @@ function classifyParamsOf(
   if (cache.size >= PARAMS_CACHE_SIZE) cache.clear();
   cache.set(search, { params: { ...params, deadlineAt: undefined }, deadlineMs: q.deadline_ms });
   return params;
+}
+
+/**
+ * The parameters of a query string that an earlier request validated, without validating again
+ * (undefined when it was never seen, or is an `auto` query): what the admission gate in front of
+ * the app (routes/admission.ts) needs to refuse without the app. `search` is the URL after `?`.
+ */
+export function cachedClassifyParams(
+  registry: ModelRegistry,
+  search: string,
+):
+  | { variant: Variant; resolution: number; backend: string; deadlineMs: string | undefined }
+  | undefined {
+  const hit = PARAMS.get(registry)?.get(search);
+  if (!hit) return undefined;
+  const { variant, resolution, backend } = hit.params;
+  return { variant, resolution, backend, deadlineMs: hit.deadlineMs };
+}
+
+/** Requests admitted in front of the app: the route takes the release instead of admitting. */
+const ADMITTED = new WeakMap<Request, () => void>();
+
+/**
+ * Hands a request admitted in front of the app (routes/admission.ts) to the classify route, which
+ * then does not admit it again; the caller still releases it once the answer is built.
+ */
+export function passAdmission(req: Request, release: () => void): void {
+  ADMITTED.set(req, release);
 }
 
 const PARAMS_CACHE_SIZE = 256;

@@ -28,6 +28,18 @@ interface RequestInfo {
 
 const info = new WeakMap<Request, RequestInfo>();
 
+/**
+ * Arrival times recorded before the app saw the request (routes/admission.ts, in front of Hono):
+ * deadlines then count from the moment the server's handler was called, not from when the
+ * middleware ran.
+ */
+const earlyArrivals = new WeakMap<Request, number>();
+
+/** Records when `req` reached the server, for {@link requestMetrics} (and so for deadlines). */
+export function markArrival(req: Request, at: number): void {
+  earlyArrivals.set(req, at);
+}
+
 /** When the request arrived (`performance.now()` clock); now if the middleware is not mounted. */
 export function requestArrival(c: Context): number {
   return info.get(c.req.raw)?.arrivedAt ?? performance.now();
@@ -69,7 +81,11 @@ export interface RequestMetricsOptions {
 
 export const requestMetrics = (opts: RequestMetricsOptions): MiddlewareHandler =>
   async function requestMetrics(c, next) {
-    const i: RequestInfo = { arrivedAt: performance.now(), variant: "", backend: "" };
+    const i: RequestInfo = {
+      arrivedAt: earlyArrivals.get(c.req.raw) ?? performance.now(),
+      variant: "",
+      backend: "",
+    };
     info.set(c.req.raw, i);
     await next();
     // hono/request-id sets the header through the context, which answers built as a plain
@@ -85,26 +101,57 @@ export const requestMetrics = (opts: RequestMetricsOptions): MiddlewareHandler =
         c.res = res;
       }
     }
-    const ms = performance.now() - i.arrivedAt;
-    const route = routeOf(c);
     const status = c.res.status;
-    const s = String(status);
-    opts.metrics.httpRequests.inc([route, c.req.method, s]);
-    opts.metrics.httpDuration.observe([route, s, i.variant, i.backend], ms / 1000);
-    if (!opts.log) return;
-    const line: Record<string, unknown> = {
-      time: new Date().toISOString(),
-      level: status >= 500 ? "error" : status >= 400 ? "warn" : "info",
-      msg: "request",
-      request_id: id,
+    recordAnswer(opts, {
+      route: routeOf(c),
       method: c.req.method,
       path: c.req.path,
-      route,
       status,
-      duration_ms: Math.round(ms * 1000) / 1000,
-    };
-    if (i.variant) line.variant = i.variant;
-    if (i.backend) line.backend = i.backend;
-    if (status >= 500 && (c.error || i.problem)) line.error = c.error?.message ?? i.problem;
-    opts.log(JSON.stringify(line));
+      ms: performance.now() - i.arrivedAt,
+      variant: i.variant,
+      backend: i.backend,
+      requestId: id,
+      error: status >= 500 ? c.error?.message ?? i.problem : undefined,
+    });
   };
+
+/** One answered request, as the metrics and the log line record it. */
+export interface AnswerRecord {
+  route: string;
+  method: string;
+  path: string;
+  status: number;
+  ms: number;
+  variant: string;
+  backend: string;
+  requestId: string | undefined;
+  /** For 5xx answers: the problem's detail (logged as `error`). */
+  error: string | undefined;
+}
+
+/**
+ * Counts an answer in `http_requests_total` and `http_request_duration_seconds` and writes its
+ * JSON log line: what {@link requestMetrics} does after every answer, also called by the
+ * admission gate in front of the app (routes/admission.ts) for the refusals it answers itself.
+ */
+export function recordAnswer(opts: RequestMetricsOptions, a: AnswerRecord): void {
+  const s = String(a.status);
+  opts.metrics.httpRequests.inc([a.route, a.method, s]);
+  opts.metrics.httpDuration.observe([a.route, s, a.variant, a.backend], a.ms / 1000);
+  if (!opts.log) return;
+  const line: Record<string, unknown> = {
+    time: new Date().toISOString(),
+    level: a.status >= 500 ? "error" : a.status >= 400 ? "warn" : "info",
+    msg: "request",
+    request_id: a.requestId,
+    method: a.method,
+    path: a.path,
+    route: a.route,
+    status: a.status,
+    duration_ms: Math.round(a.ms * 1000) / 1000,
+  };
+  if (a.variant) line.variant = a.variant;
+  if (a.backend) line.backend = a.backend;
+  if (a.error) line.error = a.error;
+  opts.log(JSON.stringify(line));
+}

@@ -71,7 +71,7 @@ export function workersEnabled(env: Env = Deno.env): boolean {
  */
 export function scheduledInference(
   current: () => Scheduler | undefined,
-): Inference & Admission & ImageInference {
+): Inference & Required<Admission> & ImageInference {
   return {
     admit(req) {
       const s = current();
