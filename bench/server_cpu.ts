@@ -92,8 +92,42 @@ const sampler = setInterval(() => {
   const st = read(`/proc/${client.pid}/stat`);
   if (st) clientCpu = times(st).cpu + times(st).children;
 }, 100);
+// Every second: how much of that second each side used (a run's phases differ: warm-up, closed
+// loop, open loop), to see which thread is short of CPU when latency grows.
+const timeline: string[] = [];
+let last = { t: performance.now(), client: 0, ...split(threads(server.pid)), m: machine() };
+function split(th: Map<string, number>) {
+  let main = 0, workers = 0, other = 0;
+  for (const [k, v] of th) {
+    if (k.startsWith("worker-") || k.startsWith("inference-")) workers += v;
+    else if (k.startsWith("deno#") || k.startsWith("main#")) main += v;
+    else other += v;
+  }
+  return { main, workers, other };
+}
+const ticker = setInterval(() => {
+  let th: Map<string, number>;
+  try {
+    th = threads(server.pid);
+  } catch {
+    return;
+  }
+  const now = { t: performance.now(), client: clientCpu, ...split(th), m: machine() };
+  const dt = (now.t - last.t) / 1000;
+  const pct = (v: number) => `${Math.round((v / dt) * 100)}%`.padStart(5);
+  timeline.push(
+    `  ${((now.t - t0) / 1000).toFixed(0).padStart(3)} s: main ${pct(now.main - last.main)} ` +
+      `workers ${pct(now.workers - last.workers)} V8 helpers ${pct(now.other - last.other)} ` +
+      `client ${pct(now.client - last.client)} machine ${pct(now.m.busy - last.m.busy)} of ${
+        navigator.hardwareConcurrency * 100
+      }%`,
+  );
+  last = now;
+}, 1000);
+const t0 = performance.now();
 const out = await client.output();
 clearInterval(sampler);
+clearInterval(ticker);
 const threads1 = threads(server.pid), machine1 = machine(), procs1 = processes();
 console.log(new TextDecoder().decode(out.stdout).trim());
 
@@ -103,6 +137,8 @@ console.log(
     (m.total - machine0.total).toFixed(2)
   } s (${navigator.hardwareConcurrency} cores); load client ~${clientCpu.toFixed(2)} s`,
 );
+console.log("per second (CPU use of each part, 100% = one core):");
+for (const l of timeline) console.log(l);
 console.log("server threads (CPU s):");
 for (
   const [k, v] of [...threads1].map(([k, v]) => [k, v - (threads0.get(k) ?? 0)] as const)
@@ -115,19 +151,25 @@ for (
 ) console.log(`  ${v.toFixed(2)}  ${k}`);
 
 const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-const buckets: [string, number][] = [];
-for (const l of metrics.split("\n")) {
-  const b = l.match(
-    /^http_request_duration_seconds_bucket\{route="\/v1\/classify",status="200"[^}]*le="([^"]+)"\} (\d+)/,
-  );
-  if (b) buckets.push([b[1]!, Number(b[2])]);
-}
-const all = buckets.at(-1)?.[1] ?? 0;
-if (all > 0) {
-  console.log(
-    "server-side 200 durations, cumulative: " +
-      buckets.map(([le, n]) => `<=${le} s ${(n / all * 100).toFixed(1)}%`).join(", "),
-  );
+for (const status of ["200", "503", "429"]) {
+  const buckets: [string, number][] = [];
+  for (const l of metrics.split("\n")) {
+    const b = l.match(
+      new RegExp(
+        `^http_request_duration_seconds_bucket\\{route="/v1/classify",status="${status}"[^}]*le="([^"]+)"\\} (\\d+)`,
+      ),
+    );
+    if (b) buckets.push([b[1]!, Number(b[2])]);
+  }
+  const all = buckets.at(-1)?.[1] ?? 0;
+  if (all > 0) {
+    console.log(
+      `server-side ${status} durations (${all}), cumulative: ` +
+        buckets.slice(0, 6).map(([le, n]) => `<=${le} s ${(n / all * 100).toFixed(1)}%`).join(
+          ", ",
+        ),
+    );
+  }
 }
 for (const l of metrics.split("\n")) {
   if (
