@@ -112,6 +112,9 @@ function parseArgs(argv: string[]): Args {
       case "--images":
         a.images = Number(need(i++, f));
         break;
+      case "--write": // the default, accepted to say so
+        a.write = true;
+        break;
       case "--no-write":
         a.write = false;
         break;
