@@ -1,6 +1,8 @@
 /**
  * `deno task loadtest`: bounded load against the classify service on 127.0.0.1, with the
- * project's own keep-alive load generator (bench/load_client.ts).
+ * project's own keep-alive load generator (bench/load_client.ts) or, for the closed-loop matrix,
+ * wrk (`--client wrk`, Debian package `wrk` 4.1.0, driven through bench/wrk.ts; `--client own,wrk`
+ * runs both, one after the other for each width, and the table says which client measured a row).
  *
  * Modes (all bounded in requests and time; they stop by themselves):
  * - default: p50/p95/p99, throughput and errors for each concurrency x width, written into
@@ -11,6 +13,10 @@
  * - `--overload`: measures the sustainable rate at concurrency 32, then sends twice that rate with
  *   a deadline: accepted answers must meet it, refusals must come in under 5 ms, none lost;
  * - `--soak 200000`: that many requests at concurrency 32, sampling the server's resident memory.
+ * `--overload` and `--soak` use the own client only (wrk has no fixed-rate open loop or request
+ * count). wrk runs stop by `--duration` only (`--requests` does not apply), with `--wrk-threads`
+ * threads (default 1, at most the concurrency). `--doc FILE` writes into FILE (charts beside it)
+ * instead of docs/performance.md, e.g. to try `--write` on a copy.
  *
  * Without `--url` it starts `main.ts` itself on a free port (extra server environment with
  * `--server-env KEY=VALUE`), waits for /readyz, and stops it with SIGTERM at the end.
@@ -19,6 +25,7 @@
  * ```sh
  * deno task loadtest --concurrency 1,8,32,64 --alpha 0.25,1 --duration 10
  * deno task loadtest --concurrency 32 --alpha 0.25 --p99-ms 20 --no-write
+ * deno task loadtest --client wrk --concurrency 32 --alpha 0.25 --duration 5 --no-write
  * deno task loadtest --overload --alpha 0.25 --deadline-ms 20
  * deno task loadtest --soak 200000 --alpha 0.25
  * ```
@@ -32,10 +39,13 @@ import {
   waitReady,
 } from "./load_client.ts";
 import { lineChart } from "./svg_chart.ts";
+import { runWrk, WRK_INSTALL, type WrkResult, wrkVersion } from "./wrk.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const DOC = new URL("docs/performance.md", ROOT);
-const SVG = new URL("docs/loadtest.svg", ROOT);
+// Where `--write` writes (`--doc FILE` moves all three: the charts go beside FILE).
+let DOC = new URL("docs/performance.md", ROOT);
+let SVG = new URL("docs/loadtest.svg", ROOT);
+let SOAK_SVG = new URL("docs/loadtest_soak.svg", ROOT);
 const FIXTURES = new URL("tests/fixtures/data/", ROOT);
 
 interface Args {
@@ -53,7 +63,13 @@ interface Args {
   write: boolean;
   serverEnv: Record<string, string>;
   images: number;
+  clients: Client[];
+  wrkThreads: number;
+  doc?: string;
 }
+
+/** Who measures a closed-loop run: the own client (bench/load_client.ts) or wrk. */
+type Client = "own" | "wrk";
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
@@ -67,6 +83,8 @@ function parseArgs(argv: string[]): Args {
     write: true,
     serverEnv: {},
     images: 200,
+    clients: ["own"],
+    wrkThreads: 1,
   };
   const need = (i: number, flag: string) => {
     const v = argv[i + 1];
@@ -109,11 +127,27 @@ function parseArgs(argv: string[]): Args {
       case "--soak":
         a.soak = Number(need(i++, f));
         break;
+      case "--client": {
+        const list = need(i++, f).split(",");
+        for (const c of list) {
+          if (c !== "own" && c !== "wrk") {
+            throw new RangeError(`--client must be own, wrk or own,wrk: got ${c}`);
+          }
+        }
+        a.clients = [...new Set(list)] as Client[];
+        break;
+      }
+      case "--wrk-threads":
+        a.wrkThreads = Number(need(i++, f));
+        break;
       case "--images":
         a.images = Number(need(i++, f));
         break;
       case "--write": // the default, accepted to say so
         a.write = true;
+        break;
+      case "--doc": // write into this file (charts beside it) instead of docs/performance.md
+        a.doc = need(i++, f);
         break;
       case "--no-write":
         a.write = false;
@@ -139,6 +173,15 @@ function parseArgs(argv: string[]): Args {
   }
   if (a.soak !== undefined && !(a.soak >= 1 && a.soak <= 2_000_000)) {
     throw new RangeError("--soak must be in [1, 2000000]");
+  }
+  if (!(Number.isInteger(a.wrkThreads) && a.wrkThreads >= 1 && a.wrkThreads <= 64)) {
+    throw new RangeError("--wrk-threads must be an integer in [1, 64]");
+  }
+  if (a.clients.includes("wrk") && (a.overload || a.soak !== undefined)) {
+    throw new RangeError(
+      "--overload and --soak run on the own client only (wrk has no fixed-rate open loop or " +
+        "request count): drop --client wrk",
+    );
   }
   return a;
 }
@@ -269,6 +312,7 @@ async function servedAlphas(port: number): Promise<string[]> {
 // Reporting
 
 interface RunRow {
+  client: string;
   alpha: string;
   beta: string;
   concurrency: number;
@@ -287,6 +331,7 @@ function summarize(alpha: string, beta: string, concurrency: number, r: LoadResu
   const ok = r.statusCounts.get(200) ?? 0;
   const lat = latenciesWhere(r, (s) => s === 200);
   return {
+    client: "own",
     alpha,
     beta,
     concurrency,
@@ -305,18 +350,51 @@ function summarize(alpha: string, beta: string, concurrency: number, r: LoadResu
   };
 }
 
+/**
+ * A wrk run as a row. wrk counts answers by class, not by status: `ok` is every answer below 400
+ * (the service answers a classification with 200 and a refusal or failure with 4xx/5xx), and its
+ * latency percentiles are over every answer within the timeout, refusals included (none when
+ * errors is 0). `requests` is answers plus connections that failed or hung.
+ */
+export function summarizeWrk(
+  alpha: string,
+  beta: string,
+  concurrency: number,
+  r: WrkResult,
+  version: string,
+): RunRow {
+  const ok = r.answered - r.statusErrors;
+  const sent = r.answered + r.socketErrors + r.timeouts;
+  return {
+    client: `wrk ${version}`,
+    alpha,
+    beta,
+    concurrency,
+    sent,
+    ok,
+    errors: sent - ok,
+    statuses: `>= 400: ${r.statusErrors}, reset: ${r.socketErrors}, hung: ${r.timeouts}`,
+    rps: ok / r.durationS,
+    p50: r.p50,
+    p95: r.p95,
+    p99: r.p99,
+    max: r.max,
+  };
+}
+
 const pct = (v: number) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : "n/a");
 const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "n/a");
 const f0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "n/a");
 
-function table(rows: RunRow[]): string {
+export function table(rows: RunRow[]): string {
   let out =
-    "| alpha | beta | concurrency | requests | ok | errors | classifications/s | p50 ms | p95 ms | p99 ms | max ms |\n" +
-    "|---|---|---|---|---|---|---|---|---|---|---|\n";
+    "| client | alpha | beta | concurrency | requests | ok | errors | classifications/s | p50 ms | p95 ms | p99 ms | max ms |\n" +
+    "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const r of rows) {
-    out += `| ${r.alpha} | ${r.beta} | ${r.concurrency} | ${r.sent} | ${r.ok} | ${r.errors} | ${
-      f0(r.rps)
-    } | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} |\n`;
+    out +=
+      `| ${r.client} | ${r.alpha} | ${r.beta} | ${r.concurrency} | ${r.sent} | ${r.ok} | ${r.errors} | ${
+        f0(r.rps)
+      } | ${f1(r.p50)} | ${f1(r.p95)} | ${f1(r.p99)} | ${f1(r.max)} |\n`;
   }
   return out;
 }
@@ -339,12 +417,30 @@ async function writeSection(name: string, body: string): Promise<void> {
     : `${doc.trimEnd()}\n\n${block}\n`;
   await Deno.writeTextFile(DOC, doc);
   // The doc passes `deno fmt --check` (deno task ok): align the tables the way fmt does.
-  await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", DOC.pathname] }).output();
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "-q", "--config", new URL("deno.json", ROOT).pathname, DOC.pathname],
+  }).output();
 }
 
 const STARTED = new Date();
 
-function setting(a: Args, loadBefore: number, loadAfter: number): string {
+/** Who measured: the sentence on the client(s) in the setting paragraph. */
+function clientText(a: Args, wrk: string | null): string {
+  const own = `bench/load_client.ts (keep-alive HTTP/1.1, "own" in the table)`;
+  const w = `wrk ${wrk ?? ""} (keep-alive HTTP/1.1, ${a.wrkThreads} thread${
+    a.wrkThreads === 1 ? "" : "s"
+  }, a Lua script from bench/wrk.ts)`;
+  const names = a.clients.map((c) => (c === "own" ? own : w));
+  return `Client: ${names.join(" and, for the rows marked wrk, ")} on the same machine, sharing ` +
+    `its cores with the server; ${a.images} different 28x28 PNG fixtures sent in turn as raw bodies.`;
+}
+
+function setting(
+  a: Args,
+  loadBefore: number,
+  loadAfter: number,
+  wrk: string | null = null,
+): string {
   const env = Object.entries(a.serverEnv).map(([k, v]) => `${k}=${v}`).join(" ");
   const contended = loadBefore > 0.5;
   return [
@@ -354,8 +450,7 @@ function setting(a: Args, loadBefore: number, loadAfter: number): string {
     `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}. Server: \`main.ts\`` +
     (env ? ` with \`${env}\`` : " with default settings") +
     (a.backend ? `, backend ${a.backend}` : "") +
-    `. Client: bench/load_client.ts (keep-alive HTTP/1.1) on the same machine, sharing its cores ` +
-    `with the server; ${a.images} different 28x28 PNG fixtures sent in turn as raw bodies.`,
+    `. ${clientText(a, wrk)}`,
     "",
     `Load average (1 min) before: ${loadBefore.toFixed(2)}, after: ${loadAfter.toFixed(2)}. ` +
     (contended
@@ -369,12 +464,18 @@ function setting(a: Args, loadBefore: number, loadAfter: number): string {
 // ---------------------------------------------------------------------------------------------
 // Modes
 
-async function matrix(a: Args, t: Target, images: Uint8Array[]): Promise<RunRow[]> {
+async function matrix(
+  a: Args,
+  t: Target,
+  images: Uint8Array[],
+  wrk: string | null,
+): Promise<RunRow[]> {
   const rows: RunRow[] = [];
   for (const alpha of a.alpha) {
     const query: Record<string, string> = { alpha, beta: a.beta };
     if (a.backend) query.backend = a.backend;
     const reqs = classifyRequests(t.port, images, query);
+    const path = `/v1/classify?${new URLSearchParams(query)}`;
     // Warm-up: compiled code paths and measured latency before the numbers count.
     await runLoad({
       port: t.port,
@@ -384,20 +485,38 @@ async function matrix(a: Args, t: Target, images: Uint8Array[]): Promise<RunRow[
       durationMs: 5000,
     });
     for (const c of a.concurrency) {
-      const r = await runLoad({
-        port: t.port,
-        requests: reqs,
-        connections: c,
-        maxRequests: a.requests,
-        durationMs: a.durationS * 1000,
-      });
-      const row = summarize(alpha, a.beta, c, r);
-      rows.push(row);
-      console.log(
-        `alpha=${alpha} beta=${a.beta} c=${c}: ${f0(row.rps)}/s p50 ${f1(row.p50)} p95 ${
-          f1(row.p95)
-        } p99 ${f1(row.p99)} ms, errors ${row.errors} (${row.statuses})`,
-      );
+      for (const client of a.clients) {
+        let row: RunRow;
+        if (client === "wrk") {
+          const r = await runWrk(
+            { method: "POST", path, headers: { "content-type": "image/png" }, bodies: images },
+            {
+              port: t.port,
+              connections: c,
+              threads: a.wrkThreads,
+              durationS: a.durationS,
+              timeoutS: 10, // as the own client's
+            },
+          );
+          row = summarizeWrk(alpha, a.beta, c, r, wrk ?? "unknown version");
+        } else {
+          const r = await runLoad({
+            port: t.port,
+            requests: reqs,
+            connections: c,
+            maxRequests: a.requests,
+            durationMs: a.durationS * 1000,
+          });
+          row = summarize(alpha, a.beta, c, r);
+        }
+        rows.push(row);
+        console.log(
+          `${row.client}: alpha=${alpha} beta=${a.beta} c=${c}: ${f0(row.rps)}/s p50 ${
+            f1(row.p50)
+          } p95 ${f1(row.p95)} p99 ${f1(row.p99)} max ${f1(row.max)} ms, requests ${row.sent}, ` +
+            `errors ${row.errors} (${row.statuses})`,
+        );
+      }
     }
   }
   return rows;
@@ -564,6 +683,22 @@ async function soak(a: Args, t: Target, images: Uint8Array[]) {
 
 async function main() {
   const a = parseArgs(Deno.args);
+  let wrk: string | null = null;
+  if (a.clients.includes("wrk")) {
+    wrk = await wrkVersion();
+    if (wrk === null) {
+      console.error(
+        `--client wrk needs wrk (Debian package wrk 4.1.0), which is not on PATH: install it with ` +
+          `\`${WRK_INSTALL}\`, or run without --client wrk (the own client).`,
+      );
+      Deno.exit(2);
+    }
+  }
+  if (a.doc !== undefined) {
+    DOC = new URL(a.doc, `file://${Deno.cwd()}/`);
+    SVG = new URL("loadtest.svg", DOC);
+    SOAK_SVG = new URL("loadtest_soak.svg", DOC);
+  }
   const loadBefore = loadAverage();
   const t = a.url ? targetFromUrl(a.url) : await startServer(a.serverEnv);
   let failed = false;
@@ -613,7 +748,7 @@ async function main() {
       if (a.write) {
         const points: [number, number][] = samples.map(([x, v]) => [x, v / 2 ** 20]);
         await Deno.writeTextFile(
-          new URL("docs/loadtest_soak.svg", ROOT),
+          SOAK_SVG,
           lineChart([{
             title: `Server RSS during ${s.sent.toLocaleString("en-US")} requests`,
             yLabel: "RSS (MiB)",
@@ -639,12 +774,14 @@ async function main() {
         );
       }
     } else {
-      const rows = await matrix(a, t, images);
+      const rows = await matrix(a, t, images, wrk);
       if (a.p99Ms !== undefined) {
         for (const r of rows) {
           if (!(r.p99 <= a.p99Ms) || r.errors > 0) {
             console.error(
-              `SLA missed: alpha=${r.alpha} concurrency=${r.concurrency}: p99 ${f1(r.p99)} ms ` +
+              `SLA missed (${r.client}): alpha=${r.alpha} concurrency=${r.concurrency}: p99 ${
+                f1(r.p99)
+              } ms ` +
                 `(budget ${a.p99Ms} ms), ${r.errors} errors`,
             );
             failed = true;
@@ -654,16 +791,16 @@ async function main() {
       }
       if (a.write) {
         const alphas = [...new Set(rows.map((r) => r.alpha))];
+        const clients = [...new Set(rows.map((r) => r.client))];
         const series = (pick: (r: RunRow) => number) =>
-          alphas.map((al) => ({
-            name: `alpha ${al}`,
-            points: rows.filter((r) => r.alpha === al).map((r) =>
-              [r.concurrency, pick(r)] as [
-                number,
-                number,
-              ]
-            ),
-          }));
+          alphas.flatMap((al) =>
+            clients.map((cl) => ({
+              name: clients.length > 1 ? `alpha ${al} (${cl})` : `alpha ${al}`,
+              points: rows.filter((r) => r.alpha === al && r.client === cl).map((r) =>
+                [r.concurrency, pick(r)] as [number, number]
+              ),
+            }))
+          );
         await Deno.writeTextFile(
           SVG,
           lineChart([
@@ -678,13 +815,22 @@ async function main() {
         );
         await writeSection(
           "loadtest",
-          `## Under load (generated by \`deno task loadtest\`)\n\n` +
-            `${setting(a, loadBefore, loadAverage())}\n\n` +
+          `## Under load (generated by \`deno task loadtest${
+            a.clients.includes("wrk") ? ` --client ${a.clients.join(",")}` : ""
+          }\`)\n\n` +
+            `${setting(a, loadBefore, loadAverage(), wrk)}\n\n` +
             `Each run: at most ${
               a.requests.toLocaleString("en-US")
-            } requests or ${a.durationS} s, ` +
-            `after a 500-request warm-up per width. Latency percentiles are over the 200 answers; ` +
-            `errors are every other answer (429/503/504 or a reset connection).\n\n` +
+            } requests or ${a.durationS} s (wrk: ${a.durationS} s), ` +
+            `after a 500-request warm-up per width (own client, 8 connections). The client column ` +
+            `says who measured a row. Own client: latency percentiles are over the 200 answers; ` +
+            `errors are every other answer (429/503/504, a reset connection or none in 10 s)` +
+            (a.clients.includes("wrk")
+              ? `. wrk: percentiles are over every answer, errors are answers >= 400 (wrk counts ` +
+                `answers by class, not status), socket errors and requests without an answer in ` +
+                `10 s`
+              : "") +
+            `.\n\n` +
             table(rows) + `\n![Throughput and p99 by concurrency](loadtest.svg)`,
         );
       }
