@@ -47,6 +47,8 @@ let DOC = new URL("docs/performance.md", ROOT);
 let SVG = new URL("docs/loadtest.svg", ROOT);
 let SOAK_SVG = new URL("docs/loadtest_soak.svg", ROOT);
 const FIXTURES = new URL("tests/fixtures/data/", ROOT);
+/** Requests sent before each width's timed runs (and before the overload's sustainable run). */
+const WARMUP_REQUESTS = 5000;
 
 interface Args {
   url?: string;
@@ -476,12 +478,14 @@ async function matrix(
     if (a.backend) query.backend = a.backend;
     const reqs = classifyRequests(t.port, images, query);
     const path = `/v1/classify?${new URLSearchParams(query)}`;
-    // Warm-up: compiled code paths and measured latency before the numbers count.
+    // Warm-up: compiled code paths (V8 tiers wasm and JS up in the background after many calls)
+    // and measured latency before the numbers count. 500 requests at 8 connections was too short:
+    // whichever client ran second in a same-window A/B measured faster.
     await runLoad({
       port: t.port,
       requests: reqs,
-      connections: 8,
-      maxRequests: 500,
+      connections: Math.max(8, ...a.concurrency),
+      maxRequests: WARMUP_REQUESTS,
       durationMs: 5000,
     });
     for (const c of a.concurrency) {
@@ -530,8 +534,8 @@ async function overload(a: Args, t: Target, images: Uint8Array[]) {
   await runLoad({
     port: t.port,
     requests: plain,
-    connections: 8,
-    maxRequests: 500,
+    connections: 32,
+    maxRequests: WARMUP_REQUESTS,
     durationMs: 5000,
   });
   const base = await runLoad({
@@ -822,7 +826,7 @@ async function main() {
             `Each run: at most ${
               a.requests.toLocaleString("en-US")
             } requests or ${a.durationS} s (wrk: ${a.durationS} s), ` +
-            `after a 500-request warm-up per width (own client, 8 connections). The client column ` +
+            `after a ${WARMUP_REQUESTS}-request warm-up per width (own client, at the highest concurrency). The client column ` +
             `says who measured a row. Own client: latency percentiles are over the 200 answers; ` +
             `errors are every other answer (429/503/504, a reset connection or none in 10 s)` +
             (a.clients.includes("wrk")
