@@ -18,7 +18,7 @@ import { foldModel } from "./fold_bn.ts";
 import { buildFloatModel, INPUT_NAME, OUTPUT_NAME } from "./float_graph.ts";
 import { encodeModel } from "./onnx_writer.ts";
 import { makeInputBatch, type Normalization } from "./preprocess.ts";
-import { quantizeModel } from "./quantize.ts";
+import { fakeQuantizeFolded, quantizeModel, WEIGHT_QMAX } from "./quantize.ts";
 import { referenceForward } from "./reference.ts";
 
 /** HWC uint8 images with labels (the shape `model/train/data.ts` loads). */
@@ -292,6 +292,14 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const classes = spec.classes;
   const folded = foldModel(spec, o.tensors);
   const floatBytes = encodeModel(buildFloatModel(spec, folded));
+  // A quantization-aware run's model is its weights as trained (fake-quantized): calibrate, score
+  // and quantize that; the writer check against the TypeScript reference uses the raw weights.
+  const trained = o.weightQmax !== undefined && o.weightQmax < WEIGHT_QMAX
+    ? fakeQuantizeFolded(folded, o.weightQmax)
+    : folded;
+  const trainedBytes = trained === folded
+    ? floatBytes
+    : encodeModel(buildFloatModel(spec, trained));
 
   // 1. Float ONNX against the TypeScript reference on real test images.
   const vIdx = Array.from({ length: o.verifyImages }, (_, i) => i);
@@ -331,8 +339,9 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
       shape: [idx.length, spec.inputChannels, plan.resolution, plan.resolution],
     });
   }
-  const stats = await collectStats(spec, folded, batches);
-  const floatHeld = await runNode(fSession, o.train, heldIdx, plan, classes);
+  const stats = await collectStats(spec, trained, batches);
+  const tSession = trained === folded ? fSession : await nodeSession(trainedBytes);
+  const floatHeld = await runNode(tSession, o.train, heldIdx, plan, classes);
   const floatHeldAcc = accuracyOf(floatHeld, o.train.labels, heldIdx, classes);
   log(
     `calibrated on ${stats.images} training images; float held-out accuracy ${
@@ -344,7 +353,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const candidates: Record<string, number> = {};
   let best: { method: CalibrationMethod; acc: number; bytes: Uint8Array } | undefined;
   for (const method of o.methods) {
-    const q = quantizeModel(spec, folded, rangesFor(stats, method), {
+    const q = quantizeModel(spec, trained, rangesFor(stats, method), {
       calibration: `${method}, ${stats.images} training images`,
       weightQmax: o.weightQmax,
     });
@@ -367,11 +376,16 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   await qs.release();
   const qWeb = await webLogits(best.bytes, vx, shape);
   verification.int8OrtWebVsNode = maxAbsDiff(qNode, qWeb);
+  const tNode = tSession === fSession
+    ? fNode
+    : (await tSession.run({ [INPUT_NAME]: new ortNode.Tensor("float32", vx, shape) }))[OUTPUT_NAME]!
+      .data as Float32Array;
   let agree = 0;
   for (let i = 0; i < vIdx.length; i++) {
-    if (argmax(qNode, i, classes) === argmax(fNode, i, classes)) agree++;
+    if (argmax(qNode, i, classes) === argmax(tNode, i, classes)) agree++;
   }
   await fSession.release();
+  if (tSession !== fSession) await tSession.release();
   log(
     `int8 (${best.method}) onnxruntime-web vs -node max abs logit diff ${
       verification.int8OrtWebVsNode.toExponential(2)

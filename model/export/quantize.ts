@@ -139,6 +139,23 @@ export function quantizeWeightsPerChannel(
   return { q, scales };
 }
 
+/**
+ * The float model a quantization-aware run trained (`train.ts --weight-qmax`): folded layers with
+ * their weights replaced by the dequantized int8 values (`q * scale`, per output channel for
+ * convolutions, one scale for the FC, as `quantizeModel` quantizes them). Quantizing the result
+ * again gives the same integers; float accuracy of such a model is that of the weights as trained,
+ * so int8 against it measures what activation quantization costs.
+ */
+export function fakeQuantizeFolded(folded: FoldedLayer[], qmax: number): FoldedLayer[] {
+  return folded.map((f) => {
+    const channels = f.kind === "conv" ? f.weightDims[0] : 1;
+    const { q, scales } = quantizeWeightsPerChannel(f.weight, channels, qmax);
+    const per = q.length / channels;
+    const weight = Float32Array.from(q, (v, i) => v * scales[Math.floor(i / per)]!);
+    return { ...f, weight };
+  });
+}
+
 /** int32 bias with `scale[c] = inScale * wScales[c]` (one weight scale broadcasts). */
 export function quantizeBias(
   b: Float32Array,

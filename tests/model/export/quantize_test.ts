@@ -7,6 +7,7 @@ import { decodeModel, encodeModel } from "../../../model/export/onnx_writer.ts";
 import { inputBatch, maxAbsDiff, webLogits } from "../../../model/export/pipeline.ts";
 import {
   activationParams,
+  fakeQuantizeFolded,
   quantizeBias,
   quantizeModel,
   quantizeWeightsPerChannel,
@@ -69,6 +70,20 @@ Deno.test("quantizeBias() uses scale input_scale * weight_scale[c] and zero poin
 
 const m = await makeTestModel();
 const folded = foldModel(m.spec, m.tensors);
+
+Deno.test("fakeQuantizeFolded() gives the dequantized weights, which quantize back to the same integers", () => {
+  const fq = fakeQuantizeFolded(folded, 3);
+  assert.equal(fq.length, folded.length);
+  for (let l = 0; l < folded.length; l++) {
+    const f = folded[l]!;
+    const channels = f.kind === "conv" ? f.weightDims[0] : 1;
+    const a = quantizeWeightsPerChannel(f.weight, channels, 3);
+    const b = quantizeWeightsPerChannel(fq[l]!.weight, channels, 3);
+    assert.deepEqual(b.q, a.q, f.layer.name);
+    assert.ok(new Set(fq[l]!.weight).size <= 7 * channels, `${f.layer.name}: at most 7 levels`);
+    assert.deepEqual(fq[l]!.bias, f.bias);
+  }
+});
 const calIdx = Array.from({ length: 64 }, (_, i) => 100 + i);
 const stats = await collectStats(m.spec, folded, [{
   data: inputBatch(m.train, calIdx, m.plan),

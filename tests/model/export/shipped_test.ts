@@ -7,8 +7,7 @@ import { FASHION_MNIST_LABELS, loadIdxDataset } from "../../../model/train/data.
 import { betaKey, readManifest, sha256Hex } from "../../../model/export/manifest.ts";
 import { decodeModel } from "../../../model/export/onnx_writer.ts";
 import { accuracyOf, argmax, runNode } from "../../../model/export/pipeline.ts";
-import { sourceWeights } from "../../../model/export/eval.ts";
-import { foldModel } from "../../../model/export/fold_bn.ts";
+import { foldedAsTrained, sourceWeights } from "../../../model/export/eval.ts";
 import { buildFloatModel } from "../../../model/export/float_graph.ts";
 import { encodeModel } from "../../../model/export/onnx_writer.ts";
 import { specFromMeta } from "../../../model/export/pipeline.ts";
@@ -74,7 +73,7 @@ for (const m of manifest.models) {
       const spec = specFromMeta({ ...m, resolution: m.baseResolution });
       const tensors = await sourceWeights(m, ds.train);
       const f = await ortNode.InferenceSession.create(
-        encodeModel(buildFloatModel(spec, foldModel(spec, tensors))),
+        encodeModel(buildFloatModel(spec, foldedAsTrained(m, spec, tensors))),
       );
       const q = await ortNode.InferenceSession.create(await Deno.readFile(`${DIR}${m.file}`));
       const plan = { resolution: m.baseResolution, base: m.baseResolution, ...m.preprocessing };
