@@ -104,9 +104,9 @@ run s3_a075_fbn_photo_q3 --alpha 0.75 --epochs "${EPOCHS_S3_075_FBN:-1}" "${COMM
   "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 3 \
   --init $R/v1_a075_stem1_28_multires_fbn/model
 # alpha 1.0 from scratch at 1e-2, multi-resolution from the start (about 1.6x cheaper per image than
-# 28x28 alone), halving the rate every epoch to fit 4 epochs in the session, then the photo stage at
+# 28x28 alone), halving the rate every epoch; 2 epochs (10.5 min each at 90 img/s) fit the session; then the photo stage at
 # qmax 3.
-run s3_a100_stem1_28_multires --alpha 1.0 --epochs "${EPOCHS_S3_100:-4}" "${COMMON[@]}" "${MULTIRES[@]}" \
+run s3_a100_stem1_28_multires --alpha 1.0 --epochs "${EPOCHS_S3_100:-2}" "${COMMON[@]}" "${MULTIRES[@]}" \
   --lr 1e-2 --lr-step 1
 run s3_a100_stem1_28_multires_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S3_100_FBN:-1}" "${COMMON[@]}" \
   "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 3 \
