@@ -181,6 +181,20 @@ export function renderCardSection(manifest: Manifest): string {
         `command \`${m.training.command}\`; recipe \`${m.training.recipe}\`.`,
       "",
     );
+    const stages = m.training.stages ?? [];
+    if (stages.length > 1) {
+      const epochs = stages.reduce((a, st) => a + st.epochs, 0);
+      const minutes = Math.round(stages.reduce((a, st) => a + st.seconds, 0) / 60);
+      lines.push(
+        `All ${stages.length} stages (each \`--init\` from the one before), ${epochs} epochs and ` +
+          `${minutes} min of training in all:`,
+        "",
+        ...stages.map((st, i) =>
+          `${i + 1}. ${st.epochs} epochs, ${Math.round(st.seconds / 60)} min: \`${st.command}\``
+        ),
+        "",
+      );
+    }
     if (!m.evaluated) {
       lines.push("Not evaluated yet (run `deno task eval`).", "");
       continue;

@@ -10,7 +10,13 @@ import { FASHION_MNIST_LABELS, loadIdxDataset } from "../train/data.ts";
 import { loadWeights, type NamedTensors } from "../weights.ts";
 import type { CalibrationMethod } from "./calibrate.ts";
 import { INPUT_NAME, OUTPUT_NAME } from "./float_graph.ts";
-import { type ManifestModel, readManifest, sha256Hex, writeManifest } from "./manifest.ts";
+import {
+  type ManifestModel,
+  readManifest,
+  sha256Hex,
+  type TrainingStage,
+  writeManifest,
+} from "./manifest.ts";
 import {
   type CheckpointMeta,
   exportModel,
@@ -144,6 +150,35 @@ async function resolveCheckpoint(dir: string): Promise<string> {
 }
 
 /** Runs the whole export for one model and upserts its manifest entry. */
+/**
+ * A checkpoint's lineage, first run to last: the run itself, then whatever its `recipe.init` named
+ * (another run's `model/` folder), and so on. A stage whose folder is gone ends the walk there.
+ */
+export async function trainingStages(dir: string): Promise<TrainingStage[]> {
+  const out: TrainingStage[] = [];
+  const seen = new Set<string>();
+  let at: string | undefined = dir;
+  while (at && !seen.has(at)) {
+    seen.add(at);
+    let meta: Record<string, unknown>;
+    try {
+      meta = (await loadWeights(at)).meta;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) break;
+      throw e;
+    }
+    out.unshift({
+      checkpoint: at,
+      epochs: Number(meta.epochs ?? 0),
+      seconds: Number(meta.seconds ?? 0),
+      command: String(meta.command ?? ""),
+    });
+    const init = (meta.recipe as { init?: unknown } | undefined)?.init;
+    at = typeof init === "string" && init !== "" ? init : undefined;
+  }
+  return out;
+}
+
 export async function runExport(args: ExportArgs, command: string): Promise<ManifestModel> {
   const log = (s: string) => console.log(s);
   const data = await loadIdxDataset(args.data);
@@ -255,6 +290,7 @@ export async function runExport(args: ExportArgs, command: string): Promise<Mani
       epochs: meta.epochs,
       seconds: meta.seconds,
       command: meta.command,
+      ...(trained ? { stages: await trainingStages(source.checkpoint) } : {}),
     },
     source,
   };

@@ -8,6 +8,14 @@ export const MANIFEST_FORMAT = "mobilenet-manifest/1";
 /** Accuracy (fraction correct, 0..1) keyed by beta written as in `BETAS` ("1", "0.875", ...). */
 export type AccuracyByBeta = Record<string, number>;
 
+/** One training run in a model's lineage (`training.stages`). */
+export interface TrainingStage {
+  checkpoint: string;
+  epochs: number;
+  seconds: number;
+  command: string;
+}
+
 export interface ManifestModel {
   /** Unique id, also the file stem: `mobilenet_v1_a0.25`. */
   id: string;
@@ -61,7 +69,18 @@ export interface ManifestModel {
   /** Written only by `deno task eval`. */
   accuracy: { float: AccuracyByBeta; int8: AccuracyByBeta };
   evaluated: { command: string; date: string; images: number; runtime: string } | null;
-  training: { recipe: string; epochs: number; seconds: number; command: string };
+  training: {
+    recipe: string;
+    epochs: number;
+    seconds: number;
+    command: string;
+    /**
+     * Every stage the weights went through, first to last: this checkpoint's run and, before it,
+     * the runs its `--init` chain started from (export follows `recipe.init`). Absent in entries
+     * exported before it was recorded.
+     */
+    stages?: TrainingStage[];
+  };
   /** The checkpoint the file was exported from, so eval can rebuild the float model. */
   source: { checkpoint: string; weightsSha256: string };
 }
@@ -209,6 +228,20 @@ function parseModel(m: unknown, path: string): ManifestModel {
       epochs: num(tr, "epochs", `${path}.training`),
       seconds: num(tr, "seconds", `${path}.training`),
       command: str(tr, "command", `${path}.training`),
+      ...(Array.isArray(tr.stages)
+        ? {
+          stages: tr.stages.map((st: unknown, i: number) => {
+            const o = obj(st, `${path}.training.stages[${i}]`);
+            const at = `${path}.training.stages[${i}]`;
+            return {
+              checkpoint: str(o, "checkpoint", at),
+              epochs: num(o, "epochs", at),
+              seconds: num(o, "seconds", at),
+              command: str(o, "command", at),
+            };
+          }),
+        }
+        : {}),
     },
     source: {
       checkpoint: str(src, "checkpoint", `${path}.source`),

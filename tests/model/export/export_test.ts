@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseExportArgs, runExport } from "../../../model/export/export.ts";
+import { parseExportArgs, runExport, trainingStages } from "../../../model/export/export.ts";
 import { evaluateModel } from "../../../model/export/eval.ts";
 import { readManifest, sha256Hex } from "../../../model/export/manifest.ts";
 import { FASHION_MNIST_LABELS, loadIdxDataset } from "../../../model/train/data.ts";
@@ -54,6 +54,12 @@ Deno.test("deno task export writes an int8 file and a manifest entry with no acc
       epochs: 2,
       seconds: 60,
       command: "deno task train --test",
+      stages: [{
+        checkpoint: `${dir}/ckpt`,
+        epochs: 2,
+        seconds: 60,
+        command: "deno task train --test",
+      }],
     });
     assert.equal(entry.sha256, await sha256Hex(await Deno.readFile(`${dir}/${entry.file}`)));
     assert.deepEqual(entry.accuracy, { float: {}, int8: {} });
@@ -111,4 +117,34 @@ Deno.test("parseExportArgs() needs exactly one of --checkpoint and --random-seed
     /exactly one of --checkpoint, --random-seed/,
   );
   assert.throws(() => parseExportArgs(["--bogus"]), /argument --bogus as it is unknown/);
+});
+
+Deno.test("trainingStages() follows recipe.init from the first run to the exported one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const t = new Map([["x", { shape: [1], data: new Float32Array([1]) }]]);
+    await saveWeights(`${dir}/a/model`, t, { epochs: 6, seconds: 600, command: "train a" });
+    await saveWeights(`${dir}/b/model`, t, {
+      epochs: 2,
+      seconds: 200,
+      command: "train b",
+      recipe: { init: `${dir}/a/model` },
+    });
+    await saveWeights(`${dir}/c/model`, t, {
+      epochs: 1,
+      seconds: 100,
+      command: "train c",
+      recipe: { init: `${dir}/b/model` },
+    });
+    assert.deepEqual(await trainingStages(`${dir}/c/model`), [
+      { checkpoint: `${dir}/a/model`, epochs: 6, seconds: 600, command: "train a" },
+      { checkpoint: `${dir}/b/model`, epochs: 2, seconds: 200, command: "train b" },
+      { checkpoint: `${dir}/c/model`, epochs: 1, seconds: 100, command: "train c" },
+    ]);
+    // A stage whose folder is gone ends the lineage there.
+    await Deno.remove(`${dir}/a`, { recursive: true });
+    assert.equal((await trainingStages(`${dir}/c/model`)).length, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
