@@ -295,6 +295,71 @@ export function latenciesWhere(
   return Float64Array.from(out);
 }
 
+/** A server process started by `spawnServer`. */
+export interface SpawnedServer {
+  port: number;
+  pid: number;
+  /** SIGTERM, then its exit code once its stdout is drained. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Starts `deno <args>` with `PORT=0` on 127.0.0.1 and resolves with the port it logs
+ * (`"msg":"listening"... "port":N`, or `port N` for plain scripts). Its stdout is drained for its
+ * whole life so that it never blocks; lines after the port are decoded only for `onLine`, since
+ * decoding every request's log line would cost the load client (on the server's cores) CPU time
+ * that the measurement then charges to the server.
+ */
+export async function spawnServer(
+  args: string[],
+  env: Record<string, string> = {},
+  onLine?: (line: string) => void,
+): Promise<SpawnedServer> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    env: { HOST: "127.0.0.1", PORT: "0", ...env },
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let port = 0;
+  let found: () => void = () => {};
+  const listening = new Promise<void>((r) => (found = r));
+  const drain = (async () => {
+    let buf = "";
+    const text = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      if (port && !onLine) continue;
+      buf += text.decode(chunk, { stream: true });
+      if (port) {
+        const lines = buf.split("\n");
+        buf = lines.pop()!;
+        for (const l of lines) onLine!(l);
+        continue;
+      }
+      const m = buf.match(/"msg":"listening"[^\n]*"port":(\d+)/) ?? buf.match(/port (\d+)/);
+      if (m) {
+        port = Number(m[1]);
+        buf = buf.slice(buf.indexOf("\n", m.index!) + 1 || buf.length);
+        found();
+      }
+    }
+  })();
+  const exited = child.status.then((s) => {
+    if (!port) throw new Error(`the server exited with ${s.code} before listening`);
+  });
+  await Promise.race([listening, exited]);
+  return {
+    port,
+    pid: child.pid,
+    async stop() {
+      child.kill("SIGTERM");
+      const s = await child.status;
+      await drain;
+      return s.code;
+    },
+  };
+}
+
 /** Polls `${base}/readyz` every 500 ms until it answers 200; throws after 5 minutes. */
 export async function waitReady(base: string): Promise<void> {
   for (let i = 0;; i++) {

@@ -36,6 +36,7 @@ import {
   type LoadResult,
   percentile,
   runLoad,
+  spawnServer,
   waitReady,
 } from "./load_client.ts";
 import { lineChart } from "./svg_chart.ts";
@@ -198,49 +199,9 @@ interface Target {
 }
 
 async function startServer(env: Record<string, string>): Promise<Target> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("main.ts", ROOT).pathname],
-    env: { HOST: "127.0.0.1", PORT: "0", ...env },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  // The server logs one line per request: keep draining its stdout so that it never blocks.
-  let port = 0;
-  let found: () => void = () => {};
-  const listening = new Promise<void>((r) => (found = r));
-  // Only the lines before "listening" are decoded: decoding every request's log line would cost
-  // the load client (on the server's cores) CPU time that the measurement then charges to the
-  // server.
-  const drain = (async () => {
-    let buf = "";
-    const text = new TextDecoder();
-    for await (const chunk of child.stdout) {
-      if (port) continue;
-      buf += text.decode(chunk, { stream: true });
-      const m = buf.match(/"msg":"listening"[^\n]*"port":(\d+)/);
-      if (m) {
-        port = Number(m[1]);
-        buf = "";
-        found();
-      }
-    }
-  })();
-  const exited = child.status.then((s) => {
-    if (!port) throw new Error(`the server exited with ${s.code} before listening`);
-  });
-  await Promise.race([listening, exited]);
-  const base = `http://127.0.0.1:${port}`;
-  await waitReady(base);
-  return {
-    port,
-    pid: child.pid,
-    async stop() {
-      child.kill("SIGTERM");
-      const s = await child.status;
-      await drain;
-      return s.code;
-    },
-  };
+  const s = await spawnServer(["run", "-A", new URL("main.ts", ROOT).pathname], env);
+  await waitReady(`http://127.0.0.1:${s.port}`);
+  return s;
 }
 
 function targetFromUrl(url: string): Target {

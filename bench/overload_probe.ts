@@ -15,7 +15,14 @@
  * bench/quiet.sh deno run -A bench/overload_probe.ts --rate 6000 --duration 4
  * ```
  */
-import { encodeRequest, latenciesWhere, percentile, runLoad, waitReady } from "./load_client.ts";
+import {
+  encodeRequest,
+  latenciesWhere,
+  percentile,
+  runLoad,
+  spawnServer,
+  waitReady,
+} from "./load_client.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const args = Deno.args;
@@ -92,46 +99,15 @@ async function spawn(args: string[], env: Record<string, string> = {}) {
       },
     };
   }
-  const child = new Deno.Command(Deno.execPath(), {
+  return await spawnServer(
     args,
-    env: { HOST: "127.0.0.1", PORT: "0", ...env },
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  let port = 0;
-  let found: () => void = () => {};
-  const listening = new Promise<void>((r) => (found = r));
-  const drained = (async () => {
-    const text = new TextDecoder();
-    let buf = "";
-    for await (const chunk of child.stdout) {
-      if (port && !traceGc) continue;
-      buf += text.decode(chunk, { stream: true });
-      if (port) {
-        const lines = buf.split("\n");
-        buf = lines.pop()!;
-        for (const l of lines) {
-          if (/ms: (Scavenge|Mark-Compact|Minor Mark)/.test(l)) gcLines.push(l);
-        }
-        continue;
+    env,
+    traceGc
+      ? (l) => {
+        if (/ms: (Scavenge|Mark-Compact|Minor Mark)/.test(l)) gcLines.push(l);
       }
-      const m = buf.match(/port (\d+)/) ?? buf.match(/"msg":"listening"[^\n]*"port":(\d+)/);
-      if (m) {
-        port = Number(m[1]);
-        found();
-      }
-    }
-  })();
-  await listening;
-  return {
-    port,
-    pid: child.pid,
-    async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      await drained;
-    },
-  };
+      : undefined,
+  );
 }
 
 const labels = JSON.parse(

@@ -108,3 +108,8 @@ export async function loadWeights(
     await Deno.readFile(`${dir}/weights.bin`),
   );
 }
+
+/** Only the meta of a weights folder (reads `weights.json`, not the tensors). */
+export async function loadWeightsMeta(dir: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await Deno.readTextFile(`${dir}/weights.json`)).meta ?? {};
+}

@@ -16,7 +16,7 @@ import { costReport } from "../cost.ts";
 import { type ModelSpec, resolutionFor } from "../spec.ts";
 import { loadWeights, type NamedTensors } from "../weights.ts";
 import { type FoldedLayer, foldModel } from "./fold_bn.ts";
-import { fakeQuantizeFolded, WEIGHT_QMAX } from "./quantize.ts";
+import { foldedAsTrained as asTrained } from "./quantize.ts";
 import { buildFloatModel } from "./float_graph.ts";
 import {
   betaKey,
@@ -53,10 +53,7 @@ export function foldedAsTrained(
   spec: ModelSpec,
   tensors: NamedTensors,
 ): FoldedLayer[] {
-  const folded = foldModel(spec, tensors);
-  return m.quantization.weightQmax < WEIGHT_QMAX
-    ? fakeQuantizeFolded(folded, m.quantization.weightQmax)
-    : folded;
+  return asTrained(foldModel(spec, tensors), m.quantization.weightQmax);
 }
 
 export async function sourceWeights(m: ManifestModel, train: ImageSet): Promise<NamedTensors> {

@@ -7,7 +7,7 @@
  * deno task export --random-seed 1 --alpha 0.25 --plan imagenet_stem1 --resolution 28
  */
 import { FASHION_MNIST_LABELS, loadIdxDataset } from "../train/data.ts";
-import { loadWeights, type NamedTensors } from "../weights.ts";
+import { loadWeights, loadWeightsMeta, type NamedTensors } from "../weights.ts";
 import type { CalibrationMethod } from "./calibrate.ts";
 import { INPUT_NAME, OUTPUT_NAME } from "./float_graph.ts";
 import {
@@ -162,7 +162,7 @@ export async function trainingStages(dir: string): Promise<TrainingStage[]> {
     seen.add(at);
     let meta: Record<string, unknown>;
     try {
-      meta = (await loadWeights(at)).meta;
+      meta = await loadWeightsMeta(at);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) break;
       throw e;

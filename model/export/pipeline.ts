@@ -18,7 +18,7 @@ import { foldModel } from "./fold_bn.ts";
 import { buildFloatModel, INPUT_NAME, OUTPUT_NAME } from "./float_graph.ts";
 import { encodeModel } from "./onnx_writer.ts";
 import { makeInputBatch, type Normalization } from "./preprocess.ts";
-import { fakeQuantizeFolded, quantizeModel, WEIGHT_QMAX } from "./quantize.ts";
+import { foldedAsTrained, quantizeModel } from "./quantize.ts";
 import { referenceForward } from "./reference.ts";
 
 /** HWC uint8 images with labels (the shape `model/train/data.ts` loads). */
@@ -294,9 +294,7 @@ export async function exportModel(o: ExportOptions): Promise<ExportResult> {
   const floatBytes = encodeModel(buildFloatModel(spec, folded));
   // A quantization-aware run's model is its weights as trained (fake-quantized): calibrate, score
   // and quantize that; the writer check against the TypeScript reference uses the raw weights.
-  const trained = o.weightQmax !== undefined && o.weightQmax < WEIGHT_QMAX
-    ? fakeQuantizeFolded(folded, o.weightQmax)
-    : folded;
+  const trained = foldedAsTrained(folded, o.weightQmax);
   const trainedBytes = trained === folded
     ? floatBytes
     : encodeModel(buildFloatModel(spec, trained));

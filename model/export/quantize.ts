@@ -156,6 +156,16 @@ export function fakeQuantizeFolded(folded: FoldedLayer[], qmax: number): FoldedL
   });
 }
 
+/**
+ * The folded layers as a run trained them: fake-quantized for a quantization-aware run (weight
+ * range narrower than the default `WEIGHT_QMAX`), unchanged otherwise.
+ */
+export function foldedAsTrained(folded: FoldedLayer[], weightQmax?: number): FoldedLayer[] {
+  return weightQmax !== undefined && weightQmax < WEIGHT_QMAX
+    ? fakeQuantizeFolded(folded, weightQmax)
+    : folded;
+}
+
 /** int32 bias with `scale[c] = inScale * wScales[c]` (one weight scale broadcasts). */
 export function quantizeBias(
   b: Float32Array,

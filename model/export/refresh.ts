@@ -19,6 +19,7 @@
  */
 import { parseExportArgs, runExport } from "./export.ts";
 import { readManifest, sha256Hex } from "./manifest.ts";
+import { loadWeightsMeta } from "../weights.ts";
 
 export interface RunCandidate {
   dir: string;
@@ -49,7 +50,7 @@ export async function listRuns(runsDir: string): Promise<RunCandidate[]> {
     const dir = `${runsDir}/${e.name}/model`;
     let meta: Record<string, unknown>;
     try {
-      meta = JSON.parse(await Deno.readTextFile(`${dir}/weights.json`)).meta ?? {};
+      meta = await loadWeightsMeta(dir);
     } catch {
       continue; // no finished epoch yet
     }
