@@ -15,6 +15,7 @@ import {
 } from "./runtime/scheduler_setup.ts";
 import { LogSink } from "./runtime/log_sink.ts";
 import { LoopLag } from "./runtime/loop_lag.ts";
+import { workerNiceFromEnv } from "./runtime/thread_priority.ts";
 import { DrainState, shutdownOnSignals } from "./runtime/shutdown.ts";
 
 export interface Config {
@@ -70,9 +71,10 @@ if (import.meta.main) {
   const drain = new DrainState();
   // Large images are decoded in their own worker(s) (PREPROCESS_WORKERS, default 1; 0: inline).
   const preprocessWorkers = Deno.env.get("PREPROCESS_WORKERS") ?? "1";
-  const preprocessPool = preprocessWorkers === "0"
-    ? undefined
-    : new PreprocessPool({ workers: positiveInt("PREPROCESS_WORKERS", preprocessWorkers) });
+  const preprocessPool = preprocessWorkers === "0" ? undefined : new PreprocessPool({
+    workers: positiveInt("PREPROCESS_WORKERS", preprocessWorkers),
+    nice: workerNiceFromEnv(),
+  });
   const inference = useWorkers ? scheduledInference(() => scheduler) : undefined;
   const app = createApp({
     log,

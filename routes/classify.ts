@@ -147,6 +147,8 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
           throw schedulerProblem(e) ?? e;
         }
       }
+      // The scheduler counts an admitted request as on its way until it reaches the queue.
+      c.set("admission", release);
       try {
         await next();
       } finally {
@@ -189,7 +191,11 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
       // whose signal was read has it aborted after every successful answer, which builds a
       // DOMException per request (~15 us of the event loop). A request's deadline, not its
       // connection, bounds how long it may wait in the queue.
-      const when = deadlineAt === undefined ? {} : { deadlineAt };
+      const admission = c.get("admission");
+      const when = {
+        ...(deadlineAt === undefined ? {} : { deadlineAt }),
+        ...(admission ? { admission } : {}),
+      };
       const imageInference = opts.inference?.inferImage;
       if (imageInference && isSmallImage(bytes)) {
         // Small images are decoded by the inference workers, in the batch they run in: the event
@@ -277,7 +283,9 @@ function imageProblem(e: unknown): ProblemError | undefined {
   return new ProblemError(e.status as 413 | 415 | 422, `${e.message}.`, { error: e.name });
 }
 
-type ClassifyEnv = { Variables: { params: ClassifyParams; arrival: number } };
+type ClassifyEnv = {
+  Variables: { params: ClassifyParams; arrival: number; admission: (() => void) | undefined };
+};
 
 interface ClassifyParams {
   variant: Variant;

@@ -6,6 +6,7 @@
  */
 import { isImageError } from "../kernels/image/errors.ts";
 import { probeImageSize } from "../kernels/image/probe.ts";
+import { DEFAULT_WORKER_NICE } from "./thread_priority.ts";
 import {
   preprocessImage,
   type PreprocessOptions,
@@ -16,6 +17,11 @@ export interface PreprocessRequest {
   id: number;
   bytes: Uint8Array;
   options: PreprocessOptions;
+}
+
+/** The first message to a worker when the pool has a nice value for it (no answer). */
+export interface PreprocessNice {
+  nice: number;
 }
 
 export type PreprocessReply =
@@ -48,6 +54,8 @@ export interface PreprocessPoolOptions {
   /** Worker count; default 1 (inference workers hold the other core). */
   workers?: number;
   inlineMaxPixels?: number;
+  /** Nice value of the worker threads (runtime/thread_priority.ts); default 10. */
+  nice?: number;
 }
 
 export class PreprocessPool {
@@ -77,6 +85,8 @@ export class PreprocessPool {
         e.preventDefault();
         this.#failWorker(i, `preprocessing worker ${i} failed: ${e.message}`);
       };
+      const nice: PreprocessNice = { nice: opts.nice ?? DEFAULT_WORKER_NICE };
+      w.postMessage(nice);
       this.#workers.push(w);
       this.#busy.push(0);
     }

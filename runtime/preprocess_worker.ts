@@ -7,9 +7,14 @@
 /// <reference lib="deno.worker" />
 import { isImageError } from "../kernels/image/errors.ts";
 import { preprocessImage } from "../kernels/image/preprocess.ts";
-import type { PreprocessReply, PreprocessRequest } from "./preprocess_pool.ts";
+import type { PreprocessNice, PreprocessReply, PreprocessRequest } from "./preprocess_pool.ts";
+import { setThisThreadNice } from "./thread_priority.ts";
 
-self.onmessage = async (e: MessageEvent<PreprocessRequest>) => {
+self.onmessage = async (e: MessageEvent<PreprocessRequest | PreprocessNice>) => {
+  if (!("id" in e.data)) {
+    setThisThreadNice(e.data.nice);
+    return;
+  }
   const { id, bytes, options } = e.data;
   try {
     const result = await preprocessImage(bytes, options);

@@ -42,6 +42,8 @@ export interface InferRequest {
   /** Absolute deadline on the `performance.now()` clock (honoured by a scheduler). */
   deadlineAt?: number;
   signal?: AbortSignal;
+  /** The scheduler's release from the admission at the door (see `InferenceRequest`). */
+  admission?: () => void;
 }
 
 /** Field names match the scheduler's `InferenceResult`. */

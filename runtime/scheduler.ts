@@ -25,7 +25,8 @@ import type { BackendFactorySpec } from "./backend_factory.ts";
 import { type LatencySnapshot, LatencyStats } from "./latency.ts";
 import type { RejectionReason, ServiceMetrics } from "./metrics.ts";
 import { RemoteImageError } from "./preprocess_pool.ts";
-import { InferenceWorker, WorkerFailedError } from "./worker_pool.ts";
+import { DEFAULT_WORKER_NICE } from "./thread_priority.ts";
+import { InferenceWorker, WorkerFailedError, type WorkerInit } from "./worker_pool.ts";
 import type { ImageJob, ImageOutcome } from "./worker_protocol.ts";
 
 export { WorkerFailedError };
@@ -57,6 +58,12 @@ export interface SchedulerOptions {
   /** Batches in the rolling window that p95 is taken over; default 256. */
   latencyWindow?: number;
   metrics?: ServiceMetrics;
+  /**
+   * Nice value of the worker threads (0..19, default 10; runtime/thread_priority.ts): lower
+   * priority than the HTTP thread, so that under overload the cores the workers saturate are
+   * still handed to the thread that reads requests, refuses them and writes answers.
+   */
+  workerNice?: number;
   /** Module URL of the worker entry point (default `runtime/worker.ts`). */
   workerUrl?: string;
   /**
@@ -93,6 +100,11 @@ export interface InferenceRequest {
   deadlineAt?: number;
   /** Aborting removes a request that is still queued (a client that went away). */
   signal?: AbortSignal;
+  /**
+   * The release that {@link Scheduler.tryAdmit} returned for this request: it tells the scheduler
+   * that the admitted request has reached its queue, so that it stops counting it as on its way.
+   */
+  admission?: () => void;
 }
 
 export interface InferenceResult {
@@ -188,6 +200,12 @@ class VariantQueue {
   /** When the last batch finished (performance.now()). */
   lastSampleAt = 0;
   remeasuring = false;
+  /**
+   * Admitted at the door and not yet queued (their bodies are being read): a burst of requests
+   * is admitted in one turn of the event loop before any of them joins the queue, so the wait
+   * estimate counts them as already queued.
+   */
+  incoming = 0;
   readonly labels: [string, string];
   constructor(
     readonly key: string,
@@ -264,12 +282,14 @@ export class Scheduler {
   readonly #metrics: ServiceMetrics | undefined;
   readonly #models: Set<string>;
   readonly #backends: Set<string>;
-  readonly #init: { models: LoadedModel[]; backends: BackendFactorySpec[] };
+  readonly #init: WorkerInit;
   readonly #workerUrl: string | undefined;
   readonly #queues = new Map<string, VariantQueue>();
   readonly #loopLagMs: () => number;
   readonly #maxLoopLagMs: number;
   #workers: InferenceWorker[] = [];
+  /** Releases of admitted requests not yet queued, with the queue that counts them incoming. */
+  readonly #inTransit = new Map<() => void, VariantQueue>();
   #pumpTimer: ReturnType<typeof setTimeout> | undefined;
   #pumpAt = Infinity;
   #pumping = false;
@@ -300,7 +320,11 @@ export class Scheduler {
     }
     this.#models = new Set(opts.models.map((m) => m.id));
     this.#backends = new Set(opts.backends.map((b) => b.backend));
-    this.#init = { models: opts.models, backends: opts.backends };
+    this.#init = {
+      models: opts.models,
+      backends: opts.backends,
+      nice: opts.workerNice ?? DEFAULT_WORKER_NICE,
+    };
     this.#workerUrl = opts.workerUrl;
     this.#loopLagMs = opts.loopLagMs ?? (() => 0);
     this.#maxLoopLagMs = opts.maxLoopLagMs ?? DEFAULT_MAX_LOOP_LAG_MS;
@@ -335,6 +359,10 @@ export class Scheduler {
    * or dropped), a WorkerFailedError (its worker died) or the backend's own error.
    */
   submit(req: InferenceRequest): Promise<InferenceResult> {
+    if (req.admission) {
+      const from = this.#inTransit.get(req.admission);
+      if (from && this.#inTransit.delete(req.admission)) from.incoming--;
+    }
     let q: VariantQueue;
     try {
       if ((req.input === undefined) === (req.image === undefined)) {
@@ -472,12 +500,21 @@ export class Scheduler {
       }
     }
     this.#admitted++;
+    q.incoming++;
     let released = false;
-    return () => {
+    const release = () => {
       if (released) return;
       released = true;
       this.#admitted--;
+      if (this.#inTransit.delete(release)) q.incoming--;
     };
+    this.#inTransit.set(release, q);
+    return release;
+  }
+
+  /** Each live worker's thread nice value (null where it could not be set). */
+  get workerNice(): (number | null)[] {
+    return this.#workers.map((w) => w.nice);
   }
 
   /** Requests admitted and not yet released. */
@@ -623,15 +660,17 @@ export class Scheduler {
   }
 
   /**
-   * Expected wait before a new request's batch starts: the queued batches of every variant and
-   * the rest of the batches in flight, at each variant's EWMA, spread over the live workers.
+   * Expected wait before a new request's batch starts: the queued batches of every variant (with
+   * the requests admitted and still on their way to the queue) and the rest of the batches in
+   * flight, at each variant's EWMA, spread over the live workers.
    */
   #waitMs(now: number): number {
     let work = 0;
     for (const q of this.#queues.values()) {
-      if (q.items.length === 0) continue;
+      const n = q.items.length + q.incoming;
+      if (n === 0) continue;
       const ewma = q.stats.ewmaMs;
-      if (!Number.isNaN(ewma)) work += Math.ceil(q.items.length / this.maxBatch) * ewma;
+      if (!Number.isNaN(ewma)) work += Math.ceil(n / this.maxBatch) * ewma;
     }
     let alive = 0;
     for (const w of this.#workers) {
@@ -647,7 +686,7 @@ export class Scheduler {
   #estimate(q: VariantQueue, now: number): Estimate {
     const waitMs = this.#waitMs(now);
     // The batch this request will most likely ride in: those queued ahead of it, and itself.
-    const p95 = q.p95For(Math.min(this.maxBatch, q.items.length + 1));
+    const p95 = q.p95For(Math.min(this.maxBatch, q.items.length + q.incoming + 1));
     const measured = !Number.isNaN(p95);
     return {
       waitMs,

@@ -16,6 +16,7 @@ import type { ServiceMetrics } from "./metrics.ts";
 import type { NCHW } from "./backend.ts";
 import type { Inference, ModelRegistry, Variant } from "./registry.ts";
 import type { ImageJob } from "./worker_protocol.ts";
+import { workerNiceFromEnv } from "./thread_priority.ts";
 import {
   DEFAULT_MAX_BATCH,
   type InferenceRequest,
@@ -104,14 +105,17 @@ export function scheduledInference(
   };
 }
 
-/** Scheduler settings from `WORKERS`, `MAX_BATCH`, `MAX_WAIT_MS`, `MAX_QUEUE`, `MAX_IN_FLIGHT`. */
-export function schedulerOptionsFromEnv(
-  env: Env = Deno.env,
-): Pick<SchedulerOptions, "workers" | "maxBatch" | "maxWaitMs" | "maxQueue" | "maxInFlight"> {
-  const o: Pick<
-    SchedulerOptions,
-    "workers" | "maxBatch" | "maxWaitMs" | "maxQueue" | "maxInFlight"
-  > = {};
+type EnvSettings = Pick<
+  SchedulerOptions,
+  "workers" | "maxBatch" | "maxWaitMs" | "maxQueue" | "maxInFlight" | "workerNice"
+>;
+
+/**
+ * Scheduler settings from `WORKERS`, `MAX_BATCH`, `MAX_WAIT_MS`, `MAX_QUEUE`, `MAX_IN_FLIGHT`,
+ * `WORKER_NICE`.
+ */
+export function schedulerOptionsFromEnv(env: Env = Deno.env): EnvSettings {
+  const o: EnvSettings = { workerNice: workerNiceFromEnv(env) };
   const workers = envNumber(env, "WORKERS", true, 1);
   if (workers !== undefined) o.workers = workers;
   const maxBatch = envNumber(env, "MAX_BATCH", true, 1);

@@ -9,6 +9,7 @@
 import { isImageError } from "../kernels/image/errors.ts";
 import { preprocessImage } from "../kernels/image/preprocess.ts";
 import { buildBackend, type WorkerBackend } from "./backend_factory.ts";
+import { setThisThreadNice } from "./thread_priority.ts";
 import type { FromWorker, ImageOutcome, ToWorker } from "./worker_protocol.ts";
 
 const backends = new Map<string, WorkerBackend>();
@@ -20,6 +21,7 @@ function post(msg: FromWorker, transfer: Transferable[] = []): void {
 }
 
 async function init(msg: Extract<ToWorker, { type: "init" }>): Promise<void> {
+  const nice = msg.nice === undefined ? null : setThisThreadNice(msg.nice) ?? null;
   try {
     for (const spec of msg.backends) {
       for (const model of msg.models) {
@@ -28,7 +30,7 @@ async function init(msg: Extract<ToWorker, { type: "init" }>): Promise<void> {
         backends.set(keyOf(model.id, spec.backend), backend);
       }
     }
-    post({ type: "ready" });
+    post({ type: "ready", nice });
   } catch (err) {
     post({ type: "init-error", message: message(err) });
   }

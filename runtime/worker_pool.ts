@@ -15,6 +15,8 @@ export class WorkerFailedError extends Error {
 export interface WorkerInit {
   models: LoadedModel[];
   backends: BackendFactorySpec[];
+  /** Nice value for the worker's thread (runtime/thread_priority.ts); none: unchanged. */
+  nice?: number;
 }
 
 export interface BatchResult {
@@ -74,10 +76,17 @@ export class InferenceWorker {
     this.#worker.onmessageerror = () =>
       this.#die(`worker ${index} sent a message that could not be read`);
     this.ready = new Promise<void>((resolve, reject) => (this.#onReady = { resolve, reject }));
-    this.#post({ type: "init", models: init.models, backends: init.backends });
+    this.#post({
+      type: "init",
+      models: init.models,
+      backends: init.backends,
+      ...(init.nice === undefined ? {} : { nice: init.nice }),
+    });
   }
 
   readonly ready: Promise<void>;
+  /** The worker thread's nice value once ready (null: unchanged or not settable here). */
+  nice: number | null = null;
 
   /**
    * Runs one batch. The input buffer is transferred (the caller must not reuse it). Rejects with
@@ -126,6 +135,7 @@ export class InferenceWorker {
   #receive(msg: FromWorker): void {
     switch (msg.type) {
       case "ready":
+        this.nice = msg.nice ?? null;
         this.state = "idle";
         this.#onReady?.resolve();
         this.#onReady = null;

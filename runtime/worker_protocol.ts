@@ -23,7 +23,13 @@ export type ImageOutcome =
 
 export type ToWorker =
   /** Build every backend for every model; answered by "ready" or "init-error". */
-  | { type: "init"; models: LoadedModel[]; backends: BackendFactorySpec[] }
+  | {
+    type: "init";
+    models: LoadedModel[];
+    backends: BackendFactorySpec[];
+    /** Nice value the worker gives its own thread (runtime/thread_priority.ts); none: unchanged. */
+    nice?: number;
+  }
   /**
    * Run one batch; `input` arrives transferred. Where `images[i]` is given, item i of `input` is
    * left for the worker to fill from that image. Answered by "result" or "run-error".
@@ -39,7 +45,8 @@ export type ToWorker =
   };
 
 export type FromWorker =
-  | { type: "ready" }
+  /** `nice`: the worker thread's nice value now, null where it could not be set. */
+  | { type: "ready"; nice?: number | null }
   | { type: "init-error"; message: string }
   /** `logits` is `n * classes` values, transferred; `runMs` is the backend's run time alone. */
   | {

@@ -111,3 +111,13 @@ run s3_a100_stem1_28_multires --alpha 1.0 --epochs "${EPOCHS_S3_100:-2}" "${COMM
 run s3_a100_stem1_28_multires_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S3_100_FBN:-1}" "${COMMON[@]}" \
   "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 3 \
   --init $R/s3_a100_stem1_28_multires/model
+
+# Session 4: alpha 1.0 trained further. A warm restart from the 2-epoch 1e-2 run (82.45% float at
+# 28x28), as alpha 0.25's restart did (89.74% -> 91.59%): 6 epochs at 5e-3 halved every 2,
+# multi-resolution; every resolution tested every 3 epochs only (--eval-every 3 saves ~3 of the ~4
+# minutes an alpha 1.0 multi-resolution evaluation takes). Then the photo stage at qmax 3 again.
+run s4_a100_stem1_28_multires_restart --alpha 1.0 --epochs "${EPOCHS_S4_100:-6}" "${COMMON[@]}" \
+  "${MULTIRES[@]}" --lr 5e-3 --lr-step 2 --eval-every 3 --init $R/s3_a100_stem1_28_multires/model
+run s4_a100_stem1_28_multires_restart_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S4_100_FBN:-1}" \
+  "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
+  --weight-qmax 3 --init $R/s4_a100_stem1_28_multires_restart/model

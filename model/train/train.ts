@@ -92,6 +92,11 @@ export interface TrainOptions {
   bnBatches: number;
   bnBatchSize: number;
   evalBatch: number;
+  /**
+   * Multi-resolution runs evaluate every resolution only every this many epochs and at the last
+   * one (other epochs: the base resolution alone); 1 = every epoch.
+   */
+  evalEvery: number;
   limitTrain: number;
   limitTest: number;
   /** Stop after this many steps in this invocation (0: no limit); for tests and benchmarks. */
@@ -133,6 +138,7 @@ export const DEFAULT_OPTIONS: TrainOptions = {
   bnBatches: 20,
   bnBatchSize: 256,
   evalBatch: 500,
+  evalEvery: 1,
   limitTrain: 0,
   limitTest: 0,
   maxSteps: 0,
@@ -639,7 +645,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       for (const [k, v] of bn) weights.set(k, v);
       const acc = await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch);
       const byRes: Record<string, number> = {};
-      if (multiRes) {
+      const allRes = (state.epoch + 1) % o.evalEvery === 0 || state.epoch + 1 === o.epochs;
+      if (multiRes && allRes) {
         for (const r of evalRes) {
           byRes[String(r)] = r === spec.resolution
             ? acc
@@ -655,7 +662,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         phase,
         imagesPerSecond: 0,
         seconds: 0,
-        ...(multiRes ? { testAccuracyByResolution: byRes } : {}),
+        ...(multiRes && allRes ? { testAccuracyByResolution: byRes } : {}),
       };
       state.history.push(rec);
       const totalSeconds = state.seconds;
@@ -673,7 +680,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           `eval ${((performance.now() - tEval) / 1000).toFixed(1)} s) training time ${
             fmtTime(totalSeconds)
           }` +
-          (multiRes
+          (multiRes && allRes
             ? `; test acc per resolution ${
               Object.entries(byRes).map(([r, a]) => `${r}: ${(100 * a).toFixed(2)}%`).join(", ")
             } (BN on a mix of them)`
@@ -730,6 +737,8 @@ const USAGE = `deno task train [options]
   --recipe NAME        default (Adam 1e-2, x0.5 every 2 epochs) | seed (Adam 0.01 x0.9/5, SGD last 5)
   --lr --lr-step --lr-gamma --sgd-epochs --sgd-lr --weight-decay
   --snapshot           no training: re-estimate BN, evaluate and write OUT/model from the checkpoint
+  --eval-every N        multi-resolution runs: test every resolution every N epochs and at the
+                       last (default 1); other epochs test the base resolution only
   --bn-batches N --progress-lines N --limit-train N --limit-test N --max-steps N --quiet`;
 
 export function parseArgs(args: string[]): TrainOptions {
@@ -835,6 +844,14 @@ export function parseArgs(args: string[]): TrainOptions {
         break;
       case "--ckpt-every":
         o.ckptEvery = num(k, v());
+        break;
+      case "--eval-every":
+        o.evalEvery = num(k, v());
+        if (!Number.isInteger(o.evalEvery) || o.evalEvery < 1) {
+          throw new RangeError(
+            `--eval-every must be a positive integer (epochs): current value is ${o.evalEvery}`,
+          );
+        }
         break;
       case "--bn-batches":
         o.bnBatches = num(k, v());

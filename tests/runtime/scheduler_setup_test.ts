@@ -10,14 +10,18 @@ import { writeTinyArtifacts } from "./tiny_artifacts.ts";
 
 const env = (o: Record<string, string>) => ({ get: (k: string) => o[k] });
 
-Deno.test("schedulerOptionsFromEnv() reads WORKERS, MAX_BATCH, MAX_WAIT_MS, MAX_QUEUE and names a bad one", () => {
+Deno.test("schedulerOptionsFromEnv() reads WORKERS, MAX_BATCH, MAX_WAIT_MS, MAX_QUEUE, WORKER_NICE and names a bad one", () => {
   assert.deepEqual(
     schedulerOptionsFromEnv(
-      env({ WORKERS: "3", MAX_BATCH: "8", MAX_WAIT_MS: "0.5", MAX_QUEUE: "64" }),
+      env({ WORKERS: "3", MAX_BATCH: "8", MAX_WAIT_MS: "0.5", MAX_QUEUE: "64", WORKER_NICE: "0" }),
     ),
-    { workers: 3, maxBatch: 8, maxWaitMs: 0.5, maxQueue: 64 },
+    { workers: 3, maxBatch: 8, maxWaitMs: 0.5, maxQueue: 64, workerNice: 0 },
   );
-  assert.deepEqual(schedulerOptionsFromEnv(env({})), {});
+  assert.deepEqual(schedulerOptionsFromEnv(env({})), { workerNice: 10 });
+  assert.throws(
+    () => schedulerOptionsFromEnv(env({ WORKER_NICE: "20" })),
+    /WORKER_NICE must be an integer in 0\.\.19 .*current value is 20/,
+  );
   assert.throws(
     () => schedulerOptionsFromEnv(env({ MAX_BATCH: "1.5" })),
     /MAX_BATCH as it must be an integer >= 1: current value is 1.5/,

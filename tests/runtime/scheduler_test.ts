@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { getPriority } from "node:os";
 import type { LoadedModel, NCHW } from "../../runtime/backend.ts";
 import type { BackendFactorySpec } from "../../runtime/backend_factory.ts";
 import { createServiceMetrics } from "../../runtime/metrics.ts";
@@ -527,4 +528,66 @@ Deno.test("Scheduler exposes each variant's measured EWMA, p50 and p95 on /metri
       s.latency("m-a", "fn", shape(4)).p95Ms / 1000,
     );
   });
+});
+
+Deno.test({
+  name: "Scheduler lowers its worker threads' priority (nice) and leaves the HTTP thread's alone",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const before = getPriority(0);
+    await withScheduler({ workers: 2, workerNice: 7 }, async (s) => {
+      assert.deepEqual(s.workerNice, [7, 7]);
+      // setpriority(0) acts on the calling thread only (Linux): this thread keeps its value.
+      assert.equal(getPriority(0), before);
+      // The kernel agrees: two threads of this process now run at nice 7.
+      const nices: number[] = [];
+      for (const t of Deno.readDirSync(`/proc/${Deno.pid}/task`)) {
+        const stat = Deno.readTextFileSync(`/proc/${Deno.pid}/task/${t.name}/stat`);
+        nices.push(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
+      }
+      assert.equal(nices.filter((n) => n === 7).length, 2);
+      const out = await s.submit({
+        model: "m-a",
+        backend: "fn",
+        input: image(1, 16),
+        shape: shape(4),
+      });
+      assert.deepEqual(out.logits, referenceLogits("m-a", image(1, 16), CLASSES));
+    });
+  },
+});
+
+Deno.test("Scheduler counts admitted requests on their way to the queue in the wait, once", async () => {
+  await withScheduler(
+    { workers: 1, maxBatch: 4, backends: [fn("fn", { batchMs: 20 })] },
+    async (s) => {
+      await s.warmup("m-a", "fn", shape(4), 2);
+      const est = () => s.estimate("m-a", "fn", shape(4));
+      assert.equal(est().waitMs, 0);
+      const req = { model: "m-a", backend: "fn", shape: shape(4) };
+      // A burst admitted in one turn of the event loop, before any of it is queued: 8 requests
+      // are two batches of 4 ahead of the next one, on the one worker.
+      const releases = Array.from({ length: 8 }, () => s.tryAdmit(req) as () => void);
+      const ewma = s.latency("m-a", "fn", shape(4)).ewmaMs;
+      assert.ok(ewma >= 20, `ewma ${ewma}`);
+      assert.equal(est().waitMs, 2 * ewma);
+      // Releasing one that never reached the queue (a bad upload) takes it out of the wait.
+      releases.pop()!();
+      assert.equal(est().waitMs, 2 * ewma);
+      for (let i = 0; i < 3; i++) releases.pop()!();
+      assert.equal(est().waitMs, ewma);
+      // Queued with its admission, a request counts once (queued), and its release after the
+      // answer does not take it out twice.
+      const answers = releases.map((release, i) =>
+        s.submit({ ...req, input: image(10 + i, 16), admission: release }).then((r) => {
+          release();
+          return r;
+        })
+      );
+      await Promise.all(answers);
+      for (const release of releases) release(); // idempotent
+      assert.equal(s.admitted, 0);
+      assert.equal(est().waitMs, 0);
+    },
+  );
 });
