@@ -91,6 +91,21 @@ Deno.test("multi-resolution steps run at several sides, lower the loss and recor
   }
 });
 
+Deno.test("--eval-every N tests every side every N epochs and at the last, the base side in between", async () => {
+  assert.equal(parseArgs(["--eval-every", "3"]).evalEvery, 3);
+  assert.equal(parseArgs([]).evalEvery, 1);
+  assert.throws(() => parseArgs(["--eval-every", "0"]), /--eval-every must be a positive integer/);
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await train(tiny(dir, { limitTrain: 64, epochs: 3, evalEvery: 2 }));
+    const sides = r.history.map((h) => Object.keys(h.testAccuracyByResolution ?? {}).sort());
+    assert.deepEqual(sides, [[], ["14", "21", "28"], ["14", "21", "28"]]);
+    for (const h of r.history) assert.ok(h.testAccuracy >= 0 && h.testAccuracy <= 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a resumed multi-resolution run draws the same sides and ends with the same weights", async () => {
   const a = await Deno.makeTempDir();
   const b = await Deno.makeTempDir();
