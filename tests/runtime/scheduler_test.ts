@@ -61,6 +61,17 @@ async function withScheduler(
   }
 }
 
+/** Submits image `seed` to m-a on "fn" and checks that its own logits come back. */
+async function assertServes(s: Scheduler, seed: number): Promise<void> {
+  const r = await s.submit({
+    model: "m-a",
+    backend: "fn",
+    input: image(seed, 16),
+    shape: shape(4),
+  });
+  assert.deepEqual(r.logits, referenceLogits("m-a", image(seed, 16), CLASSES));
+}
+
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
     await p;
@@ -250,13 +261,7 @@ Deno.test("Scheduler fails only the batch whose backend threw; the worker keeps 
       );
       assert.ok(err instanceof Error);
       assert.match(err.message, /poisoned input/);
-      const ok = await s.submit({
-        model: "m-a",
-        backend: "fn",
-        input: image(3, 16),
-        shape: shape(4),
-      });
-      assert.deepEqual(ok.logits, referenceLogits("m-a", image(3, 16), CLASSES));
+      await assertServes(s, 3);
     },
   );
 });
@@ -301,13 +306,7 @@ Deno.test("Scheduler replaces a worker that does not answer within batchTimeoutM
       );
       assert.ok(err instanceof WorkerFailedError);
       assert.match(err.message, /did not answer/);
-      const ok = await s.submit({
-        model: "m-a",
-        backend: "fn",
-        input: image(4, 16),
-        shape: shape(4),
-      });
-      assert.deepEqual(ok.logits, referenceLogits("m-a", image(4, 16), CLASSES));
+      await assertServes(s, 4);
     },
   );
 });
@@ -546,13 +545,7 @@ Deno.test({
         nices.push(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[16]));
       }
       assert.equal(nices.filter((n) => n === 7).length, 2);
-      const out = await s.submit({
-        model: "m-a",
-        backend: "fn",
-        input: image(1, 16),
-        shape: shape(4),
-      });
-      assert.deepEqual(out.logits, referenceLogits("m-a", image(1, 16), CLASSES));
+      await assertServes(s, 1);
     });
   },
 });
