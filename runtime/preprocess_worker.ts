@@ -8,7 +8,7 @@
 import { isImageError } from "../kernels/image/errors.ts";
 import { preprocessImage } from "../kernels/image/preprocess.ts";
 import type { PreprocessNice, PreprocessReply, PreprocessRequest } from "./preprocess_pool.ts";
-import { setThisThreadNice } from "./thread_priority.ts";
+import { setThisThreadNice } from "./set_thread_nice.ts";
 
 self.onmessage = async (e: MessageEvent<PreprocessRequest | PreprocessNice>) => {
   if (!("id" in e.data)) {

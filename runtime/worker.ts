@@ -9,7 +9,7 @@
 import { isImageError } from "../kernels/image/errors.ts";
 import { preprocessImage } from "../kernels/image/preprocess.ts";
 import { buildBackend, type WorkerBackend } from "./backend_factory.ts";
-import { setThisThreadNice } from "./thread_priority.ts";
+import { setThisThreadNice } from "./set_thread_nice.ts";
 import type { FromWorker, ImageOutcome, ToWorker } from "./worker_protocol.ts";
 
 const backends = new Map<string, WorkerBackend>();

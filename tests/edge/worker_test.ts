@@ -57,3 +57,19 @@ Deno.test({
     assert.match((await metrics.json()).detail, /not served on Cloudflare Workers/);
   },
 });
+
+Deno.test("the Workers entry's module graph imports no Node built-in (Workers run without nodejs_compat)", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL("../../edge/worker.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const graph = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    modules: { specifier: string }[];
+  };
+  const local = graph.modules.filter((m) => m.specifier.startsWith("file:")).length;
+  assert.ok(local > 20, `the graph has only ${local} local modules`);
+  const node = graph.modules.map((m) => m.specifier).filter((s) => s.startsWith("node:"));
+  assert.deepEqual(node, []);
+});
