@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { encodeRequest, latenciesWhere, percentile, runLoad } from "../../bench/load_client.ts";
+import {
+  encodeRequest,
+  latenciesWhere,
+  percentile,
+  runLoad,
+  spawnServer,
+} from "../../bench/load_client.ts";
 
 Deno.test("runLoad() sends exactly maxRequests over keep-alive connections and counts every status", async () => {
   let seen = 0;
@@ -95,4 +101,43 @@ Deno.test("percentile() uses the nearest rank", () => {
   assert.equal(percentile(s, 0.5), 50);
   assert.equal(percentile(s, 0.99), 99);
   assert.ok(Number.isNaN(percentile(new Float64Array(0), 0.5)));
+});
+
+Deno.test({
+  name: "spawnServer() runs the server with its log drained outside this process, and stops it",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const script = `${dir}/server.ts`;
+      // A server that logs a long line per request, as the service does, and exits 0 on SIGTERM.
+      await Deno.writeTextFile(
+        script,
+        `const s = Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")), onListen() {} },
+          () => { console.log("x".repeat(200)); return new Response("ok"); });
+        Deno.addSignalListener("SIGTERM", () => s.shutdown().then(() => Deno.exit(0)));`,
+      );
+      const s = await spawnServer(["run", "-A", script]);
+      // The pid is the server's own (bash exec'd it), as the soak's memory sampling needs.
+      assert.equal(Deno.readTextFileSync(`/proc/${s.pid}/comm`).trim(), "deno");
+      const r = await runLoad({
+        port: s.port,
+        requests: [encodeRequest("GET", "/", s.port)],
+        connections: 4,
+        maxRequests: 2000,
+        durationMs: 20_000,
+      });
+      assert.equal(r.statusCounts.get(200), 2000);
+      assert.equal(await s.stop(), 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("spawnServer() reports a server that exits before it listens", async () => {
+  await assert.rejects(
+    spawnServer(["eval", "Deno.exit(3)"]),
+    /the server exited with 3 before listening/,
+  );
 });
