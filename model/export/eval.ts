@@ -187,7 +187,9 @@ export function renderCardSection(manifest: Manifest): string {
           `${minutes} min of training in all:`,
         "",
         ...stages.map((st, i) =>
-          `${i + 1}. ${st.epochs} epochs, ${Math.round(st.seconds / 60)} min: \`${st.command}\``
+          `${i + 1}. ${st.epochs} epochs, ${Math.round(st.seconds / 60)} min${
+            budgetNote(st)
+          }: \`${st.command}\``
         ),
         "",
       );
@@ -289,4 +291,16 @@ if (import.meta.main) {
     await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", card] }).output();
     console.log(`wrote ${manifestPath} and ${card}`);
   }
+}
+
+/**
+ * A stage whose command asked for more epochs than it ran was stopped early (the queue resumed
+ * it with a smaller `--epochs`): say so, since running the command as written trains further.
+ */
+export function budgetNote(st: { epochs: number; command: string }): string {
+  const m = st.command.match(/--epochs'?\s+'?(\d+)/);
+  const budget = m ? Number(m[1]) : NaN;
+  return budget > st.epochs
+    ? ` (stopped after ${st.epochs} of the ${budget} epochs its command asks for; run it with \`--epochs ${st.epochs}\` to reproduce)`
+    : "";
 }
