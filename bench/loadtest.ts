@@ -13,6 +13,9 @@
  * - `--overload`: measures the sustainable rate at concurrency 32, then sends twice that rate with
  *   a deadline: accepted answers must meet it, refusals must come in under 5 ms, none lost;
  * - `--soak 200000`: that many requests at concurrency 32, sampling the server's resident memory.
+ * `--repeat N` runs every row of the matrix N times and shows the run with the median p99 (every
+ * run's p99 and throughput listed under the table): on these 2 shared cores the same command
+ * swings by 30% from one run to the next.
  * `--overload` and `--soak` use the own client only (wrk has no fixed-rate open loop or request
  * count). wrk runs stop by `--duration` only (`--requests` does not apply), with `--wrk-threads`
  * threads (default 1, at most the concurrency). `--doc FILE` writes into FILE (charts beside it)
@@ -24,6 +27,7 @@
  * @example
  * ```sh
  * deno task loadtest --concurrency 1,8,32,64 --alpha 0.25,1 --duration 10
+ * deno task loadtest --concurrency 1,8,32 --alpha 0.25,1 --duration 5 --repeat 3
  * deno task loadtest --concurrency 32 --alpha 0.25 --p99-ms 20 --no-write
  * deno task loadtest --client wrk --concurrency 32 --alpha 0.25 --duration 5 --no-write
  * deno task loadtest --overload --alpha 0.25 --deadline-ms 20
@@ -59,6 +63,8 @@ interface Args {
   backend?: string;
   requests: number;
   durationS: number;
+  /** Runs per row of the matrix; the row shows the run with the median p99. */
+  repeat: number;
   p99Ms?: number;
   overload: boolean;
   deadlineMs: number;
@@ -81,6 +87,7 @@ function parseArgs(argv: string[]): Args {
     beta: "1",
     requests: 30_000,
     durationS: 10,
+    repeat: 1,
     overload: false,
     deadlineMs: 20,
     write: true,
@@ -117,6 +124,12 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--duration":
         a.durationS = Number(need(i++, f));
+        break;
+      case "--repeat":
+        a.repeat = Number(need(i++, f));
+        if (!Number.isInteger(a.repeat) || a.repeat < 1) {
+          throw new RangeError(`--repeat must be a positive integer: current value is ${a.repeat}`);
+        }
         break;
       case "--p99-ms":
         a.p99Ms = Number(need(i++, f));
@@ -310,6 +323,8 @@ interface RunRow {
   p95: number;
   p99: number;
   max: number;
+  /** With `--repeat N`: p99 and throughput of every run of this row (the row is the median). */
+  runs?: { p99: number; rps: number }[];
 }
 
 function summarize(alpha: string, beta: string, concurrency: number, r: LoadResult): RunRow {
@@ -370,6 +385,36 @@ export function summarizeWrk(
 const pct = (v: number) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : "n/a");
 const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "n/a");
 const f0 = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString("en-US") : "n/a");
+
+/**
+ * The run with the median p99 (the lower middle one for an even count), carrying every run's p99
+ * and throughput when there was more than one; errors add up over the runs, so that a failure in
+ * any run shows.
+ */
+export function medianRun(runs: RunRow[]): RunRow {
+  if (runs.length === 1) return runs[0]!;
+  const sorted = [...runs].sort((x, y) => x.p99 - y.p99);
+  const mid = sorted[(sorted.length - 1) >> 1]!;
+  return {
+    ...mid,
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    runs: runs.map((r) => ({ p99: r.p99, rps: r.rps })),
+  };
+}
+
+/** One line per repeated row: every run's p99 and throughput, in run order. */
+export function repeatsText(rows: RunRow[]): string {
+  const lines = rows.filter((r) => r.runs).map((r) =>
+    `- ${r.client}, alpha ${r.alpha}, c=${r.concurrency}: p99 ${
+      r.runs!.map((x) => f1(x.p99)).join(" / ")
+    } ms, ${r.runs!.map((x) => f0(x.rps)).join(" / ")} classifications/s`
+  );
+  return lines.length
+    ? `Every run of each row (the table shows the one with the median p99; errors are summed over the runs):\n\n${
+      lines.join("\n")
+    }\n`
+    : "";
+}
 
 export function table(rows: RunRow[]): string {
   let out =
@@ -480,36 +525,40 @@ async function matrix(
     });
     for (const c of a.concurrency) {
       for (const client of a.clients) {
-        let row: RunRow;
-        if (client === "wrk") {
-          const r = await runWrk(
-            { method: "POST", path, headers: { "content-type": "image/png" }, bodies: images },
-            {
+        const runs: RunRow[] = [];
+        for (let k = 0; k < a.repeat; k++) {
+          let row: RunRow;
+          if (client === "wrk") {
+            const r = await runWrk(
+              { method: "POST", path, headers: { "content-type": "image/png" }, bodies: images },
+              {
+                port: t.port,
+                connections: c,
+                threads: a.wrkThreads,
+                durationS: a.durationS,
+                timeoutS: 10, // as the own client's
+              },
+            );
+            row = summarizeWrk(alpha, a.beta, c, r, wrk ?? "unknown version");
+          } else {
+            const r = await runLoad({
               port: t.port,
+              requests: reqs,
               connections: c,
-              threads: a.wrkThreads,
-              durationS: a.durationS,
-              timeoutS: 10, // as the own client's
-            },
+              maxRequests: a.requests,
+              durationMs: a.durationS * 1000,
+            });
+            row = summarize(alpha, a.beta, c, r);
+          }
+          runs.push(row);
+          console.log(
+            `${row.client}: alpha=${alpha} beta=${a.beta} c=${c}: ${f0(row.rps)}/s p50 ${
+              f1(row.p50)
+            } p95 ${f1(row.p95)} p99 ${f1(row.p99)} max ${f1(row.max)} ms, requests ${row.sent}, ` +
+              `errors ${row.errors} (${row.statuses})`,
           );
-          row = summarizeWrk(alpha, a.beta, c, r, wrk ?? "unknown version");
-        } else {
-          const r = await runLoad({
-            port: t.port,
-            requests: reqs,
-            connections: c,
-            maxRequests: a.requests,
-            durationMs: a.durationS * 1000,
-          });
-          row = summarize(alpha, a.beta, c, r);
         }
-        rows.push(row);
-        console.log(
-          `${row.client}: alpha=${alpha} beta=${a.beta} c=${c}: ${f0(row.rps)}/s p50 ${
-            f1(row.p50)
-          } p95 ${f1(row.p95)} p99 ${f1(row.p99)} max ${f1(row.max)} ms, requests ${row.sent}, ` +
-            `errors ${row.errors} (${row.statuses})`,
-        );
+        rows.push(medianRun(runs));
       }
     }
   }
@@ -813,6 +862,9 @@ async function main() {
             a.clients.includes("wrk") ? ` --client ${a.clients.join(",")}` : ""
           }\`)\n\n` +
             `${setting(a, before, loadAverage(), wrk)}\n\n` +
+            (a.repeat > 1
+              ? `Each row: ${a.repeat} runs, the one with the median p99 shown. `
+              : "") +
             `Each run: at most ${
               a.requests.toLocaleString("en-US")
             } requests or ${a.durationS} s (wrk: ${a.durationS} s), ` +
@@ -825,7 +877,8 @@ async function main() {
                 `10 s`
               : "") +
             `.\n\n` +
-            table(rows) + `\n![Throughput and p99 by concurrency](loadtest.svg)`,
+            table(rows) + "\n" + repeatsText(rows) +
+            `\n![Throughput and p99 by concurrency](loadtest.svg)`,
         );
       }
     }

@@ -61,7 +61,8 @@ for (let i = 0; i < Number(env("PROBE_HEAP_MB") ?? 0) * 10000; i++) keep.push({ 
 globalThis.keep = keep;
 const body = JSON.stringify({ type: "about:blank", title: "Service Unavailable", status: 503,
   detail: "x".repeat(200), reason: "deadline_unmeetable", instance: "/v1/classify" });
-Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: ({ port }) => console.log("port " + port) },
+Deno.serve({ hostname: "127.0.0.1", port: Number(env("PORT") ?? 0),
+  onListen: ({ port }) => console.log("port " + port) },
   async (req) => {
     await req.arrayBuffer();
     return new Response(body, { status: 503, headers: { "content-type": "application/problem+json",

@@ -298,6 +298,9 @@ if (import.meta.main) {
  * it with a smaller `--epochs`): say so, since running the command as written trains further.
  */
 export function budgetNote(st: { epochs: number; command: string }): string {
+  if (/--snapshot\b/.test(st.command)) {
+    return " (`--snapshot`: the weights its checkpoint held part-way through an epoch)";
+  }
   const m = st.command.match(/--epochs'?\s+'?(\d+)/);
   const budget = m ? Number(m[1]) : NaN;
   return budget > st.epochs

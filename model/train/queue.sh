@@ -122,11 +122,11 @@ run s4_a100_stem1_28_multires_restart_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCH
   "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
   --weight-qmax 3 --init $R/s4_a100_stem1_28_multires_restart/model
 # alpha 0.75 retrained (the shipped one had 1 epoch at 2e-3 plus a frozen-BN and a photo epoch:
-# 79.88% int8): a warm start from that first epoch's weights (71.98%), 5 epochs at 1e-2 halved
+# 79.88% int8): a warm start from that first epoch's weights (71.98%), 4 epochs at 1e-2 halved
 # every 2, multi-resolution from the start (alpha 0.5's single-resolution run lost 4 points at beta
 # 0.5); then the photo stage at qmax 3.
-run s4_a075_stem1_28_multires --alpha 0.75 --epochs "${EPOCHS_S4_075:-5}" "${COMMON[@]}" \
-  "${MULTIRES[@]}" --lr 1e-2 --lr-step 2 --eval-every 3 --init $R/v1_a075_stem1_28/model
+run s4_a075_stem1_28_multires --alpha 0.75 --epochs "${EPOCHS_S4_075:-4}" "${COMMON[@]}" \
+  "${MULTIRES[@]}" --lr 1e-2 --lr-step 2 --eval-every 4 --init $R/v1_a075_stem1_28/model
 run s4_a075_stem1_28_multires_fbn_photo_q3 --alpha 0.75 --epochs "${EPOCHS_S4_075_FBN:-1}" \
   "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
   --weight-qmax 3 --init $R/s4_a075_stem1_28_multires/model

@@ -10,4 +10,9 @@ Deno.test("budgetNote() flags a stage stopped before the epochs its command asks
   assert.match(budgetNote({ epochs: 1, command: "train.ts '--epochs' '3'" }), /1 of the 3/);
   assert.equal(budgetNote({ epochs: 6, command: "deno task train --epochs 6" }), "");
   assert.equal(budgetNote({ epochs: 2, command: "deno task train" }), "");
+  // A snapshot stage wrote its checkpoint's weights mid-epoch: not a stopped budget.
+  assert.match(
+    budgetNote({ epochs: 0, command: "deno task train --epochs 1 --snapshot" }),
+    /--snapshot`: the weights its checkpoint held part-way through an epoch/,
+  );
 });
