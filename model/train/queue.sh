@@ -130,3 +130,13 @@ run s4_a075_stem1_28_multires --alpha 0.75 --epochs "${EPOCHS_S4_075:-4}" "${COM
 run s4_a075_stem1_28_multires_fbn_photo_q3 --alpha 0.75 --epochs "${EPOCHS_S4_075_FBN:-1}" \
   "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
   --weight-qmax 3 --init $R/s4_a075_stem1_28_multires/model
+# Session 5 (started at the end of session 4 so that it resumes from its checkpoint): alpha 1.0
+# further from the session-4 restart (90.91% at 28x28, batch-statistics BN), 28x28 drawn 2 in 6
+# (alpha 0.25's last stage improved every side that way), 9 epochs at 2.5e-3 halved every 3; then
+# the photo stage at qmax 3 as before.
+run s5_a100_stem1_28_w28 --alpha 1.0 --epochs "${EPOCHS_S5_100:-9}" "${COMMON[@]}" \
+  "${MULTIRES_W28[@]}" --lr 2.5e-3 --lr-step 3 --eval-every 3 \
+  --init $R/s4_a100_stem1_28_multires_restart/model
+run s5_a100_stem1_28_w28_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S5_100_FBN:-1}" \
+  "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
+  --weight-qmax 3 --init $R/s5_a100_stem1_28_w28/model
