@@ -295,6 +295,17 @@ export function latenciesWhere(
   return Float64Array.from(out);
 }
 
+/**
+ * The machine's CPU time in seconds since boot, all cores summed, from the first line of
+ * /proc/stat (USER_HZ = 100): `busy` is all but idle and I/O wait. Linux only; throws elsewhere.
+ */
+export function machineCpuSeconds(): { busy: number; total: number } {
+  const f = Deno.readTextFileSync("/proc/stat").split("\n")[0]!.trim().split(/\s+/).slice(1)
+    .map(Number);
+  const total = f.reduce((a, b) => a + b, 0) / 100;
+  return { busy: total - (f[3]! + f[4]!) / 100, total };
+}
+
 /** A server process started by `spawnServer`. */
 export interface SpawnedServer {
   port: number;

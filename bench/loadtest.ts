@@ -38,6 +38,7 @@ import {
   encodeRequest,
   latenciesWhere,
   type LoadResult,
+  machineCpuSeconds,
   percentile,
   runLoad,
   spawnServer,
@@ -246,17 +247,11 @@ function loadAverage(): number {
  * for a minute, it says whether anything else is using the cores now.
  */
 async function cpuBusy(ms = 1000): Promise<number> {
-  const read = () => {
-    const f = Deno.readTextFileSync("/proc/stat").split("\n")[0]!.trim().split(/\s+/).slice(1)
-      .map(Number);
-    const total = f.reduce((x, y) => x + y, 0);
-    return { idle: f[3]! + f[4]!, total };
-  };
   try {
-    const a = read();
+    const a = machineCpuSeconds();
     await new Promise((r) => setTimeout(r, ms));
-    const b = read();
-    return 1 - (b.idle - a.idle) / Math.max(1, b.total - a.total);
+    const b = machineCpuSeconds();
+    return (b.busy - a.busy) / Math.max(0.01, b.total - a.total);
   } catch {
     return NaN;
   }
@@ -525,9 +520,7 @@ async function matrix(
     });
     for (const c of a.concurrency) {
       for (const client of a.clients) {
-        const runs: RunRow[] = [];
-        for (let k = 0; k < a.repeat; k++) {
-          let row: RunRow;
+        const runOnce = async (): Promise<RunRow> => {
           if (client === "wrk") {
             const r = await runWrk(
               { method: "POST", path, headers: { "content-type": "image/png" }, bodies: images },
@@ -539,17 +532,20 @@ async function matrix(
                 timeoutS: 10, // as the own client's
               },
             );
-            row = summarizeWrk(alpha, a.beta, c, r, wrk ?? "unknown version");
-          } else {
-            const r = await runLoad({
-              port: t.port,
-              requests: reqs,
-              connections: c,
-              maxRequests: a.requests,
-              durationMs: a.durationS * 1000,
-            });
-            row = summarize(alpha, a.beta, c, r);
+            return summarizeWrk(alpha, a.beta, c, r, wrk ?? "unknown version");
           }
+          const r = await runLoad({
+            port: t.port,
+            requests: reqs,
+            connections: c,
+            maxRequests: a.requests,
+            durationMs: a.durationS * 1000,
+          });
+          return summarize(alpha, a.beta, c, r);
+        };
+        const runs: RunRow[] = [];
+        for (let k = 0; k < a.repeat; k++) {
+          const row = await runOnce();
           runs.push(row);
           console.log(
             `${row.client}: alpha=${alpha} beta=${a.beta} c=${c}: ${f0(row.rps)}/s p50 ${

@@ -14,7 +14,7 @@
  * Arguments are bench/loadtest.ts's; `SERVER_ENV` (JSON) adds server environment and
  * `SERVER_DENO_ARGS` extra `deno run` flags (e.g. `--v8-flags=--max-semi-space-size=32`).
  */
-import { waitReady } from "./load_client.ts";
+import { machineCpuSeconds, waitReady } from "./load_client.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const TICK = 100; // USER_HZ: /proc times are in 1/100 s
@@ -56,12 +56,6 @@ function processes(): Map<string, number> {
   }
   return out;
 }
-function machine(): { busy: number; total: number } {
-  const f = Deno.readTextFileSync("/proc/stat").split("\n")[0]!.trim().split(/\s+/).slice(1)
-    .map(Number);
-  const total = f.reduce((a, b) => a + b, 0) / TICK;
-  return { busy: total - (f[3]! + f[4]!) / TICK, total };
-}
 
 const extraArgs = Deno.env.get("SERVER_DENO_ARGS")?.split(" ").filter(Boolean) ?? [];
 const server = new Deno.Command(Deno.execPath(), {
@@ -75,7 +69,7 @@ const drained = (async () => {
 })();
 await waitReady(`http://127.0.0.1:${port}`);
 
-const procs0 = processes(), threads0 = threads(server.pid), machine0 = machine();
+const procs0 = processes(), threads0 = threads(server.pid), machine0 = machineCpuSeconds();
 const client = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
@@ -95,7 +89,12 @@ const sampler = setInterval(() => {
 // Every second: how much of that second each side used (a run's phases differ: warm-up, closed
 // loop, open loop), to see which thread is short of CPU when latency grows.
 const timeline: string[] = [];
-let last = { t: performance.now(), client: 0, ...split(threads(server.pid)), m: machine() };
+let last = {
+  t: performance.now(),
+  client: 0,
+  ...split(threads(server.pid)),
+  m: machineCpuSeconds(),
+};
 function split(th: Map<string, number>) {
   let main = 0, workers = 0, other = 0;
   for (const [k, v] of th) {
@@ -112,7 +111,7 @@ const ticker = setInterval(() => {
   } catch {
     return;
   }
-  const now = { t: performance.now(), client: clientCpu, ...split(th), m: machine() };
+  const now = { t: performance.now(), client: clientCpu, ...split(th), m: machineCpuSeconds() };
   const dt = (now.t - last.t) / 1000;
   const pct = (v: number) => `${Math.round((v / dt) * 100)}%`.padStart(5);
   timeline.push(
@@ -128,7 +127,7 @@ const t0 = performance.now();
 const out = await client.output();
 clearInterval(sampler);
 clearInterval(ticker);
-const threads1 = threads(server.pid), machine1 = machine(), procs1 = processes();
+const threads1 = threads(server.pid), machine1 = machineCpuSeconds(), procs1 = processes();
 console.log(new TextDecoder().decode(out.stdout).trim());
 
 const m = machine1;

@@ -359,10 +359,7 @@ export class Scheduler {
    * or dropped), a WorkerFailedError (its worker died) or the backend's own error.
    */
   submit(req: InferenceRequest): Promise<InferenceResult> {
-    if (req.admission) {
-      const from = this.#inTransit.get(req.admission);
-      if (from && this.#inTransit.delete(req.admission)) from.incoming--;
-    }
+    if (req.admission) this.#arrived(req.admission);
     let q: VariantQueue;
     try {
       if ((req.input === undefined) === (req.image === undefined)) {
@@ -506,10 +503,16 @@ export class Scheduler {
       if (released) return;
       released = true;
       this.#admitted--;
-      if (this.#inTransit.delete(release)) q.incoming--;
+      this.#arrived(release);
     };
     this.#inTransit.set(release, q);
     return release;
+  }
+
+  /** An admitted request reached its queue or was released: it is no longer on its way. */
+  #arrived(release: () => void): void {
+    const q = this.#inTransit.get(release);
+    if (q && this.#inTransit.delete(release)) q.incoming--;
   }
 
   /** Each live worker's thread nice value (null where it could not be set). */
