@@ -140,7 +140,7 @@ if (import.meta.main) {
   registry.load().then(async () => {
     if (useWorkers) {
       // Deadline checks count how late this thread's event loop runs (overload).
-      const lag = new LoopLag();
+      const lag = new LoopLag({ onSample: (ms) => metrics.loopLag.observe([], ms / 1000) });
       scheduler = await startScheduler(registry, { metrics, loopLagMs: () => lag.ms });
     }
   }).then(

@@ -8,7 +8,9 @@
  * 3. the service at the same rate with a real deadline (`--deadline-ms`, default 20): refusals
  *    beside accepted work, as in `deno task loadtest --overload`.
  * Prints the client-observed latency (from the write) by status for each. Run it inside
- * bench/quiet.sh like every timing.
+ * bench/quiet.sh like every timing. `--only` also takes null-server variants (null-lag,
+ * null-workers, null-heap, null-all, null-body: see NULL_VARIANTS); `--trace-gc` adds each
+ * server's GC pauses, `--v8-flags a,b` passes V8 flags to the servers.
  *
  * @example
  * ```sh
@@ -37,6 +39,9 @@ const alpha = flag("--alpha", "0.25");
 const only = flag("--only", "null,refuse,mixed").split(",");
 /** `--trace-gc`: the service runs with V8's --trace-gc and the probe sums its pauses. */
 const traceGc = args.includes("--trace-gc");
+/** `--v8-flags a,b`: V8 flags for the service (e.g. GC settings), beside `--trace-gc`'s. */
+const v8Flags = [...(traceGc ? ["--trace-gc"] : []), ...flag("--v8-flags", "").split(",")]
+  .filter((f) => f !== "");
 const gcLines: string[] = [];
 /** `--log-null`: the service's stdout (its log lines) goes to /dev/null instead of a pipe. */
 const logNull = args.includes("--log-null");
@@ -64,6 +69,7 @@ const body = JSON.stringify({ type: "about:blank", title: "Service Unavailable",
 Deno.serve({ hostname: "127.0.0.1", port: Number(env("PORT") ?? 0),
   onListen: ({ port }) => console.log("port " + port) },
   async (req) => {
+    if (env("PROBE_TOUCH_BODY") === "1") req.body; // turns the body into a ReadableStream
     await req.arrayBuffer();
     return new Response(body, { status: 503, headers: { "content-type": "application/problem+json",
       "retry-after": "1", "x-request-id": crypto.randomUUID() } });
@@ -77,6 +83,8 @@ const NULL_VARIANTS: Record<string, Record<string, string>> = {
   "null-workers": { PROBE_WORKERS: "3" },
   "null-heap": { PROBE_HEAP_MB: "150" },
   "null-all": { PROBE_LAG: "1", PROBE_WORKERS: "3", PROBE_HEAP_MB: "150" },
+  // Reads `req.body` before `req.arrayBuffer()`, as hono's bodyLimit did (routes/body_limit.ts).
+  "null-body": { PROBE_TOUCH_BODY: "1" },
 };
 
 async function spawn(args: string[], env: Record<string, string> = {}) {
@@ -198,7 +206,11 @@ async function probe(name: string, port: number, deadline: string, pid: number) 
 
 for (const [name, env] of Object.entries(NULL_VARIANTS)) {
   if (!only.includes(name)) continue;
-  const s = await spawn(["eval", NULL_SERVER], env);
+  const s = await spawn([
+    "eval",
+    ...(v8Flags.length > 0 ? [`--v8-flags=${v8Flags.join(",")}`] : []),
+    NULL_SERVER,
+  ], env);
   await probe(`${name} server`, s.port, deadlineMs, s.pid);
   await s.stop();
 }
@@ -206,7 +218,7 @@ if (only.includes("refuse") || only.includes("mixed")) {
   const s = await spawn([
     "run",
     "-A",
-    ...(traceGc ? ["--v8-flags=--trace-gc"] : []),
+    ...(v8Flags.length > 0 ? [`--v8-flags=${v8Flags.join(",")}`] : []),
     new URL("main.ts", ROOT).pathname,
   ]);
   await waitReady(`http://127.0.0.1:${s.port}`);

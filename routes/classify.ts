@@ -9,13 +9,13 @@
  * so a scheduler can stand between this route and the backends.
  */
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { preprocessImage, type PreprocessOptions } from "../kernels/image/preprocess.ts";
 import { isPreprocessError, isSmallImage, type Preprocess } from "../runtime/preprocess_pool.ts";
 import type { Inference, ModelRegistry } from "../runtime/registry.ts";
 import { type Variant, variantCost } from "../runtime/variants.ts";
 import type { Admission, ImageInference } from "../runtime/scheduler_setup.ts";
 import type { NCHW } from "../runtime/backend.ts";
+import { sizedBodyLimit } from "./body_limit.ts";
 import { labelRequest, noteProblem, requestArrival } from "./metrics.ts";
 import { badParameter, ProblemError, problemResponse } from "./problem.ts";
 import {
@@ -155,7 +155,7 @@ export function classifyRoutes(opts: ClassifyOptions): Hono<ClassifyEnv> {
         release?.();
       }
     },
-    bodyLimit({
+    sizedBodyLimit({
       maxSize: maxBody,
       onError: () => {
         throw new ProblemError(

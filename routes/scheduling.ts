@@ -174,8 +174,10 @@ export const DISCARD_LIMIT_BYTES = 64 * 1024;
  * TCP handshake for every retry. Larger (or unsized) bodies are left unread.
  */
 export async function discardSmallBody(req: Request): Promise<void> {
+  // The header alone decides: reading `req.body` would turn the body into a stream, which costs
+  // the event loop far more than the refusal itself (routes/body_limit.ts).
   const length = Number(req.headers.get("content-length"));
-  if (!req.body || !(length > 0 && length <= DISCARD_LIMIT_BYTES)) return;
+  if (!(length > 0 && length <= DISCARD_LIMIT_BYTES)) return;
   try {
     await req.arrayBuffer();
   } catch {

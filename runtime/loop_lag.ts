@@ -14,11 +14,14 @@ export interface LoopLagOptions {
   intervalMs?: number;
   /** How fast a past lag fades; default 25 ms. */
   halfLifeMs?: number;
+  /** Called with every probe's measured lag (ms), e.g. to feed a histogram. */
+  onSample?: (lagMs: number) => void;
 }
 
 export class LoopLag {
   readonly #intervalMs: number;
   readonly #halfLifeMs: number;
+  readonly #onSample: ((lagMs: number) => void) | undefined;
   #lag = 0;
   #at = performance.now();
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -26,6 +29,7 @@ export class LoopLag {
   constructor(opts: LoopLagOptions = {}) {
     this.#intervalMs = opts.intervalMs ?? 2;
     this.#halfLifeMs = opts.halfLifeMs ?? 25;
+    this.#onSample = opts.onSample;
     if (!(this.#intervalMs > 0) || !(this.#halfLifeMs > 0)) {
       throw new RangeError(
         `Cannot watch the event loop with intervalMs ${this.#intervalMs} and halfLifeMs ` +
@@ -61,7 +65,9 @@ export class LoopLag {
     const timer = setTimeout(() => {
       const now = performance.now();
       // Timers fire up to about 1 ms after their due time on an idle loop: not lag.
-      this.observe(Math.max(0, now - due - 1), now);
+      const lag = Math.max(0, now - due - 1);
+      this.observe(lag, now);
+      this.#onSample?.(lag);
       this.#arm();
     }, this.#intervalMs);
     Deno.unrefTimer(timer);

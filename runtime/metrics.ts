@@ -7,7 +7,11 @@
 /** Content type of the 0.0.4 text format, as Prometheus expects it in the scrape answer. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
+/** Buckets of `event_loop_lag_seconds`: 0.5 ms to 100 ms. */
+export const LOOP_LAG_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
+
 /** Seconds: from a trivial route (sub-ms) to a batch stuck behind a slow model. */
+
 export const LATENCY_BUCKETS_S = [
   0.0005,
   0.001,
@@ -271,6 +275,7 @@ export interface ServiceMetrics {
   batchLatency: Gauge;
   workers: Gauge;
   residentMemory: Gauge;
+  loopLag: Histogram;
 }
 
 export function createServiceMetrics(): ServiceMetrics {
@@ -355,5 +360,14 @@ export function createServiceMetrics(): ServiceMetrics {
     ),
     workers: r(new Gauge("scheduler_workers", "Inference workers alive and initialized.", [])),
     residentMemory: r(residentMemory),
+    loopLag: r(
+      new Histogram(
+        "event_loop_lag_seconds",
+        "How late the HTTP thread's event loop ran, sampled by a 2 ms timer (runtime/loop_lag.ts): " +
+          "every request waits about this long before the server sees it and again on the way out.",
+        [],
+        LOOP_LAG_BUCKETS_S,
+      ),
+    ),
   };
 }

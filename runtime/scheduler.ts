@@ -183,6 +183,8 @@ interface Pending {
   timer: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** Answered (resolved or rejected): a batch that ends after its deadline's 504 skips it. */
+  done: boolean;
 }
 
 /** Batch-size class of a batch: 1, 2-3, 4-7, 8-15, ... (powers of two). */
@@ -416,10 +418,16 @@ export class Scheduler {
         timer: undefined,
         signal: req.signal,
         onAbort: undefined,
+        done: false,
       };
       if (deadlineAt !== undefined) {
+        // At the deadline the client gets its 504 whether the request is still queued or its
+        // batch is running: an answer is never sent after the deadline (the batch's result is
+        // then discarded).
         p.timer = setTimeout(() => {
+          p.timer = undefined;
           if (this.#remove(q, p)) this.#drop(q, p, "deadline_expired", "before it could start");
+          else if (!p.done) this.#drop(q, p, "deadline_expired", "while its batch ran");
         }, Math.max(0, deadlineAt - now));
       }
       if (req.signal) {
@@ -427,6 +435,7 @@ export class Scheduler {
         p.onAbort = () => {
           if (this.#remove(q, p)) {
             this.#settle(p);
+            p.done = true;
             reject(signal.reason);
           }
         };
@@ -746,18 +755,26 @@ export class Scheduler {
 
   #settle(p: Pending): void {
     if (p.timer !== undefined) clearTimeout(p.timer);
+    p.timer = undefined;
     if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
+  }
+
+  /** Stops listening for the client going away (the request is leaving the queue for a batch). */
+  #unlisten(p: Pending): void {
+    if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
+    p.onAbort = undefined;
   }
 
   #drop(q: VariantQueue, p: Pending, reason: "deadline_expired", when: string): void {
     this.#settle(p);
+    p.done = true;
     this.#metrics?.rejections.inc([reason, q.variant]);
     p.reject(
       new SchedulerRejection(
         reason,
-        `The deadline passed ${when}: the request waited ${
+        `The deadline passed ${when}: the request arrived ${
           (performance.now() - p.enqueuedAt).toFixed(1)
-        } ms in the queue of ${q.variant}.`,
+        } ms ago in the queue of ${q.variant}.`,
         this.#retryAfter(this.#waitMs(performance.now())),
       ),
     );
@@ -827,7 +844,7 @@ export class Scheduler {
         this.#drop(q, p, "deadline_expired", "while it was queued");
         continue;
       }
-      this.#settle(p);
+      this.#unlisten(p); // the deadline's timer stays: it answers 504 if the batch runs late
       batch.push(p);
     }
     this.#metrics?.queueDepth.set(q.labels, q.items.length);
@@ -854,13 +871,17 @@ export class Scheduler {
         this.#metrics?.inferenceDuration.observe(q.labels, res.runMs / 1000);
         const classes = res.logits.length / n;
         const done = performance.now();
-        for (const p of batch) {
-          if (p.deadlineAt !== undefined && done > p.deadlineAt) {
-            this.#metrics?.deadlineMissed.inc(q.labels);
-          }
-        }
         for (let i = 0; i < n; i++) {
           const p = batch[i]!;
+          if (p.deadlineAt !== undefined && done > p.deadlineAt) {
+            this.#metrics?.deadlineMissed.inc(q.labels);
+            // Past the deadline: answered 504 (by its timer, or here if the timer has not run).
+            if (!p.done) this.#drop(q, p, "deadline_expired", "while its batch ran");
+            continue;
+          }
+          if (p.done) continue;
+          this.#settle(p);
+          p.done = true;
           if (!Number.isInteger(classes) || classes < 1) {
             p.reject(
               new RangeError(
@@ -896,7 +917,12 @@ export class Scheduler {
         if (err instanceof WorkerFailedError) {
           this.#metrics?.rejections.inc(["worker_failed", q.variant], n);
         }
-        for (const p of batch) p.reject(err);
+        for (const p of batch) {
+          if (p.done) continue;
+          this.#settle(p);
+          p.done = true;
+          p.reject(err);
+        }
         this.#pump();
       },
     );

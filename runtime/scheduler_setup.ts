@@ -107,12 +107,12 @@ export function scheduledInference(
 
 type EnvSettings = Pick<
   SchedulerOptions,
-  "workers" | "maxBatch" | "maxWaitMs" | "maxQueue" | "maxInFlight" | "workerNice"
+  "workers" | "maxBatch" | "maxWaitMs" | "maxQueue" | "maxInFlight" | "workerNice" | "maxLoopLagMs"
 >;
 
 /**
  * Scheduler settings from `WORKERS`, `MAX_BATCH`, `MAX_WAIT_MS`, `MAX_QUEUE`, `MAX_IN_FLIGHT`,
- * `WORKER_NICE`.
+ * `WORKER_NICE`, `MAX_LOOP_LAG_MS`.
  */
 export function schedulerOptionsFromEnv(env: Env = Deno.env): EnvSettings {
   const o: EnvSettings = { workerNice: workerNiceFromEnv(env) };
@@ -126,6 +126,8 @@ export function schedulerOptionsFromEnv(env: Env = Deno.env): EnvSettings {
   if (maxQueue !== undefined) o.maxQueue = maxQueue;
   const maxInFlight = envNumber(env, "MAX_IN_FLIGHT", true, 1);
   if (maxInFlight !== undefined) o.maxInFlight = maxInFlight;
+  const maxLoopLagMs = envNumber(env, "MAX_LOOP_LAG_MS", false, 0);
+  if (maxLoopLagMs !== undefined) o.maxLoopLagMs = maxLoopLagMs;
   return o;
 }
 

@@ -214,6 +214,20 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "/metrics carries the HTTP thread's event-loop lag, sampled since start",
+        async () => {
+          const text = await (await fetch(`${s.url}/metrics`)).text();
+          assert.match(text, /^# TYPE event_loop_lag_seconds histogram$/m);
+          const count = Number(text.match(/^event_loop_lag_seconds_count (\S+)$/m)?.[1]);
+          assert.ok(count > 0, `event_loop_lag_seconds_count ${count}`);
+          const inf = Number(
+            text.match(/^event_loop_lag_seconds_bucket\{le="\+Inf"\} (\S+)$/m)?.[1],
+          );
+          assert.equal(inf, count);
+        },
+      );
+
       await t.step("fixtures through the server get exactly the in-process answers", async () => {
         const registry = await ModelRegistry.open({ dir: MODELS_DIR, warmupRuns: 0 });
         await registry.load();

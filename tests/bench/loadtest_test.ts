@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { medianRun, repeatsText } from "../../bench/loadtest.ts";
+import { loopLagSentence, medianRun, repeatsText } from "../../bench/loadtest.ts";
 
 const row = (p99: number, rps: number, errors = 0) => ({
   client: "own",
@@ -36,4 +36,11 @@ Deno.test("medianRun() shows the run with the median p99, lists every run and su
     /own, alpha 0\.25, c=32: p99 34\.5 \/ 15\.8 \/ 21\.2 ms, 3,283 \/ 4,100 \/ 4,950/,
   );
   assert.equal(repeatsText([row(12, 3000)]), "");
+});
+
+Deno.test("loopLagSentence() states the probes and stalls, and nothing for a server without the metric", () => {
+  assert.equal(loopLagSentence({ probes: NaN, over5Ms: NaN, over20Ms: NaN }), "");
+  assert.equal(loopLagSentence({ probes: 0, over5Ms: 0, over20Ms: 0 }), "");
+  const s = loopLagSentence({ probes: 1800, over5Ms: 40, over20Ms: 3 });
+  assert.match(s, /fired 1800 times: 40 of them more than 5 ms late and 3 more than 20 ms late/);
 });

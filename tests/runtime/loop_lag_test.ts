@@ -23,14 +23,23 @@ Deno.test("LoopLag keeps the largest recent lag, fading with its half-life", () 
   assert.throws(() => new LoopLag({ intervalMs: 0 }), /intervalMs 0/);
 });
 
-Deno.test("LoopLag sees a blocked event loop", async () => {
-  const lag = new LoopLag({ intervalMs: 1, halfLifeMs: 1e12 });
+Deno.test("LoopLag sees a blocked event loop and reports each probe's lag to onSample", async () => {
+  const samples: number[] = [];
+  const lag = new LoopLag({ intervalMs: 1, halfLifeMs: 1e12, onSample: (ms) => samples.push(ms) });
   try {
     await new Promise((r) => setTimeout(r, 5));
     const until = performance.now() + 50;
     while (performance.now() < until) { /* block the loop */ }
-    for (let i = 0; i < 100 && lag.ms === 0; i++) await new Promise((r) => setTimeout(r, 2));
-    assert.ok(lag.ms > 0);
+    const seen = samples.length;
+    // The next probe runs after the block: wait for it.
+    for (let i = 0; i < 100 && samples.length === seen; i++) {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    // That probe waited behind the 50 ms block and saw most of it (its due time was at most
+    // 1 ms after the block began, and 1 ms of lateness is forgiven).
+    assert.ok(samples[seen]! >= 45, `the probe after the block saw ${samples[seen]} ms`);
+    const largest = Math.max(...samples);
+    assert.ok(Math.abs(lag.ms - largest) < 1e-6, `reading ${lag.ms}, largest sample ${largest}`);
   } finally {
     lag.stop();
   }

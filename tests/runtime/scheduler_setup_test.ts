@@ -10,13 +10,21 @@ import { writeTinyArtifacts } from "./tiny_artifacts.ts";
 
 const env = (o: Record<string, string>) => ({ get: (k: string) => o[k] });
 
-Deno.test("schedulerOptionsFromEnv() reads WORKERS, MAX_BATCH, MAX_WAIT_MS, MAX_QUEUE, WORKER_NICE and names a bad one", () => {
+Deno.test("schedulerOptionsFromEnv() reads WORKERS, MAX_BATCH, MAX_WAIT_MS, MAX_QUEUE, WORKER_NICE, MAX_LOOP_LAG_MS and names a bad one", () => {
   assert.deepEqual(
     schedulerOptionsFromEnv(
-      env({ WORKERS: "3", MAX_BATCH: "8", MAX_WAIT_MS: "0.5", MAX_QUEUE: "64", WORKER_NICE: "0" }),
+      env({
+        WORKERS: "3",
+        MAX_BATCH: "8",
+        MAX_WAIT_MS: "0.5",
+        MAX_QUEUE: "64",
+        WORKER_NICE: "0",
+        MAX_LOOP_LAG_MS: "7.5",
+      }),
     ),
-    { workers: 3, maxBatch: 8, maxWaitMs: 0.5, maxQueue: 64, workerNice: 0 },
+    { workers: 3, maxBatch: 8, maxWaitMs: 0.5, maxQueue: 64, workerNice: 0, maxLoopLagMs: 7.5 },
   );
+  assert.throws(() => schedulerOptionsFromEnv(env({ MAX_LOOP_LAG_MS: "-2" })), /MAX_LOOP_LAG_MS/);
   assert.deepEqual(schedulerOptionsFromEnv(env({})), { workerNice: 10 });
   assert.throws(
     () => schedulerOptionsFromEnv(env({ WORKER_NICE: "20" })),
