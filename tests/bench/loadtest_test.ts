@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { loopLagSentence, medianRun, repeatsText } from "../../bench/loadtest.ts";
+import { medianRun, overloadMet, overloadText, repeatsText } from "../../bench/loadtest.ts";
 
 const row = (p99: number, rps: number, errors = 0) => ({
   client: "own",
@@ -38,9 +38,43 @@ Deno.test("medianRun() shows the run with the median p99, lists every run and su
   assert.equal(repeatsText([row(12, 3000)]), "");
 });
 
-Deno.test("loopLagSentence() states the probes and stalls, and nothing for a server without the metric", () => {
-  assert.equal(loopLagSentence({ probes: NaN, over5Ms: NaN, over20Ms: NaN }), "");
-  assert.equal(loopLagSentence({ probes: 0, over5Ms: 0, over20Ms: 0 }), "");
-  const s = loopLagSentence({ probes: 1800, over5Ms: 40, over20Ms: 3 });
-  assert.match(s, /fired 1800 times: 40 of them more than 5 ms late and 3 more than 20 ms late/);
+Deno.test("overloadText() writes one row per run and says met only when every run met the targets", () => {
+  const run = {
+    alpha: "0.25",
+    sustainable: 4000,
+    rate: 8000,
+    sent: 40000,
+    accepted: 9000,
+    late: 0,
+    serverLate: 12,
+    acceptedP99: 18.2,
+    refused: 30000,
+    refusedP99: 4.1,
+    refusedMax: 9,
+    refusedP99Intended: 4.5,
+    dropped: 1000,
+    serverRefusedWithinHalfMs: 0.999,
+    serverRefusedWithin5Ms: 1,
+    loopLag: { probes: 1500, over5Ms: 3, over20Ms: 0 },
+    lost: 0,
+    other: 0,
+    durationS: 5,
+  };
+  const a = { beta: "1", deadlineMs: 20 };
+  assert.ok(overloadMet(run));
+  const met = overloadText(a, [run]);
+  assert.match(
+    met,
+    /\| 1 \| 4,000 \| 8,000 \| 40000 \| 9000 \| 0 \/ 12 \| 18\.2 \| 30000 \| 4\.1 \(4\.5\) \|/,
+  );
+  assert.match(met, /\| 3 \/ 0 of 1500 \|$/m);
+  assert.match(met, /\*\*met\*\* \(1 of 1 run met them\)/);
+  const lateRun = { ...run, late: 2 };
+  const slowRun = { ...run, refusedP99: 5.2 };
+  assert.equal(overloadMet(lateRun), false);
+  assert.equal(overloadMet(slowRun), false);
+  assert.equal(overloadMet({ ...run, lost: 1 }), false);
+  const mixed = overloadText(a, [run, lateRun, slowRun]);
+  assert.equal(mixed.match(/^\| [123] \|/gm)?.length, 3);
+  assert.match(mixed, /\*\*missed\*\* \(1 of 3 runs met them\)/);
 });
