@@ -24,6 +24,8 @@ export class LoopLag {
   readonly #onSample: ((lagMs: number) => void) | undefined;
   #lag = 0;
   #at = performance.now();
+  /** When the pending probe is due (Infinity when stopped). */
+  #due = Infinity;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: LoopLagOptions = {}) {
@@ -39,15 +41,21 @@ export class LoopLag {
     this.#arm();
   }
 
-  /** The loop's recent lag in ms (0 when it keeps time). */
+  /**
+   * The loop's lag in ms (0 when it keeps time): the largest recent one, or, when the next probe
+   * is overdue (the loop has not reached its timer yet, as right after a stall, when the requests
+   * that waited through it are handled before the timer runs), how overdue it is.
+   */
   get ms(): number {
-    return this.#decayed(performance.now());
+    const now = performance.now();
+    return Math.max(this.#decayed(now), this.#overdue(now));
   }
 
   /** Stops probing. */
   stop(): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#due = Infinity;
   }
 
   /** Feeds one observed lag (what the probe does); for tests. */
@@ -60,8 +68,14 @@ export class LoopLag {
     return this.#lag * 2 ** (-(now - this.#at) / this.#halfLifeMs);
   }
 
+  /** How late the pending probe already is (the same 1 ms allowance as a fired one). */
+  #overdue(now: number): number {
+    return Math.max(0, now - this.#due - 1);
+  }
+
   #arm(): void {
     const due = performance.now() + this.#intervalMs;
+    this.#due = due;
     const timer = setTimeout(() => {
       const now = performance.now();
       // Timers fire up to about 1 ms after their due time on an idle loop: not lag.

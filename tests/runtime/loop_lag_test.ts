@@ -44,3 +44,16 @@ Deno.test("LoopLag sees a blocked event loop and reports each probe's lag to onS
     lag.stop();
   }
 });
+
+Deno.test("LoopLag reads a stall in progress before its probe has run", () => {
+  const lag = new LoopLag({ intervalMs: 2, halfLifeMs: 1e12 });
+  try {
+    // Synchronously blocked: the probe, due 2 ms after construction, cannot have run.
+    const until = performance.now() + 30;
+    while (performance.now() < until) { /* a stall */ }
+    assert.ok(lag.ms >= 25, `lag read during the stall: ${lag.ms} ms`);
+  } finally {
+    lag.stop();
+  }
+  assert.equal(lag.ms, 0, "a stopped probe is never overdue");
+});
