@@ -143,12 +143,3 @@ run s5_a100_stem1_28_w28 --alpha 1.0 --epochs "${EPOCHS_S5_100:-6}" "${COMMON[@]
 run s5_a100_stem1_28_w28_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S5_100_FBN:-1}" \
   "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
   --weight-qmax 3 --init $R/s5_a100_stem1_28_w28/model
-# Session 5: alpha 0.5 at small betas (shipped: 71.57% float at 14x14, single-resolution training
-# then one frozen-BN photo epoch). Two multi-resolution epochs with batch-statistics BN from the
-# shipped single-resolution weights (alpha 0.75's multi-resolution run reached 84.21% at 14x14),
-# then the photo stage at qmax 7 as before.
-run s5_a050_multires --alpha 0.5 --epochs "${EPOCHS_S5_050:-2}" "${COMMON[@]}" "${MULTIRES[@]}" \
-  --lr 2.5e-3 --lr-step 1 --eval-every 2 --init $R/s3_a050_stem1_28/model
-run s5_a050_multires_fbn_photo_q7 --alpha 0.5 --epochs "${EPOCHS_S5_050_FBN:-1}" "${COMMON[@]}" \
-  "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 7 \
-  --init $R/s5_a050_multires/model
