@@ -61,6 +61,17 @@ async function withScheduler(
   }
 }
 
+/** Submits image `seed` (4x4) to m-a on "fn", with a deadline `deadlineMs` from now if given. */
+function submitA(s: Scheduler, seed: number, deadlineMs?: number) {
+  return s.submit({
+    model: "m-a",
+    backend: "fn",
+    input: image(seed, 16),
+    shape: shape(4),
+    ...(deadlineMs === undefined ? {} : { deadlineAt: performance.now() + deadlineMs }),
+  });
+}
+
 /** Submits image `seed` to m-a on "fn" and checks that its own logits come back. */
 async function assertServes(s: Scheduler, seed: number): Promise<void> {
   const r = await s.submit({
@@ -193,19 +204,8 @@ Deno.test("Scheduler drops a queued request with deadline_expired when its deadl
   await withScheduler(
     { maxBatch: 1, maxWaitMs: 0, backends: [fn("fn", { batchMs: 300 })] },
     async (s, metrics) => {
-      const blocker = s.submit({
-        model: "m-a",
-        backend: "fn",
-        input: image(0, 16),
-        shape: shape(4),
-      });
-      const late = s.submit({
-        model: "m-a",
-        backend: "fn",
-        input: image(1, 16),
-        shape: shape(4),
-        deadlineAt: performance.now() + 30,
-      });
+      const blocker = submitA(s, 0);
+      const late = submitA(s, 1, 30);
       const err = await rejection(late);
       assert.ok(err instanceof SchedulerRejection);
       assert.equal(err.reason, "deadline_expired");
@@ -224,14 +224,8 @@ Deno.test("Scheduler answers 504 at the deadline of a request whose batch is sti
     { maxBatch: 1, maxWaitMs: 0, backends: [fn("fn", { batchMs: 300 })] },
     async (s, metrics) => {
       const labels = ["m-a@4x4", "fn"];
-      const late = s.submit({
-        model: "m-a",
-        backend: "fn",
-        input: image(1, 16),
-        shape: shape(4),
-        deadlineAt: performance.now() + 60,
-      });
-      const next = s.submit({ model: "m-a", backend: "fn", input: image(2, 16), shape: shape(4) });
+      const late = submitA(s, 1, 60);
+      const next = submitA(s, 2);
       const err = await rejection(late);
       assert.ok(err instanceof SchedulerRejection);
       assert.equal(err.reason, "deadline_expired");
