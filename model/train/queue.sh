@@ -41,6 +41,10 @@ run ab_a025_stem1_28_lr1e-2 --alpha 0.25 --epochs "${EPOCHS_025_LR1E2:-6}" "${CO
 run ab_a025_stem1_28_lr1e-2_multires_fbn_photo --alpha 0.25 --epochs 1 "${COMMON[@]}" \
   --resolutions 14,18,21,25,28 --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
   --init model/train/runs/ab_a025_stem1_28_lr1e-2/model
+# Session 5, recipe A/B: the seed's recipe (Adam 0.01 x0.9 every 5 epochs, SGD 1e-4 / 0.9 / 5e-4
+# for the last 5) against the default at the same 6-epoch budget, same seed (its epoch 1 is the
+# default's to the bit: one Adam epoch at 1e-2, then 5 SGD epochs).
+run ab_a025_stem1_28_seed_recipe --alpha 0.25 --epochs 6 "${COMMON[@]}" --recipe seed
 run v1_a025_stem1_28 --alpha 0.25 --epochs "${EPOCHS_025:-3}" "${COMMON[@]}" --lr 2e-3
 run v1_a050_stem1_28 --alpha 0.5 --epochs "${EPOCHS_050:-1}" "${COMMON[@]}" --lr 2e-3
 # Runs started before the default learning rate became 1e-2 pin theirs (2e-3), so they resume as
