@@ -585,9 +585,7 @@ async function overload(a: Args, t: Target, images: Uint8Array[]) {
   const withDeadline = classifyRequests(t.port, images, query, {
     "x-deadline-ms": String(a.deadlineMs),
   });
-  const missedBefore = await deadlineMissed(t.port);
-  const refusalsBefore = await serverRefusals(t.port);
-  const lagBefore = await loopLagBuckets(t.port);
+  const before = await serverCounts(t.port);
   const r = await runLoad({
     port: t.port,
     requests: withDeadline,
@@ -596,12 +594,11 @@ async function overload(a: Args, t: Target, images: Uint8Array[]) {
     durationMs: a.durationS * 1000,
     ratePerS: rate,
   });
-  const missedAfter = await deadlineMissed(t.port);
-  const refusalsAfter = await serverRefusals(t.port);
-  const loopLag = loopLagShare(lagBefore, await loopLagBuckets(t.port));
-  const serverRefused = refusalsAfter.all - refusalsBefore.all;
+  const after = await serverCounts(t.port);
+  const loopLag = loopLagShare(before.loopLag, after.loopLag);
+  const serverRefused = after.refusals.all - before.refusals.all;
   const within = (k: "halfMs" | "fiveMs") =>
-    serverRefused > 0 ? (refusalsAfter[k] - refusalsBefore[k]) / serverRefused : NaN;
+    serverRefused > 0 ? (after.refusals[k] - before.refusals[k]) / serverRefused : NaN;
   const accepted = latenciesWhere(r, (s) => s === 200);
   const acceptedSent = latenciesWhere(r, (s) => s === 200, "sent");
   const isRefusal = (s: number) => s === 429 || s === 503;
@@ -619,7 +616,7 @@ async function overload(a: Args, t: Target, images: Uint8Array[]) {
     sent: r.sent,
     accepted: accepted.length,
     late,
-    serverLate: missedAfter - missedBefore,
+    serverLate: after.deadlineMissed - before.deadlineMissed,
     acceptedP99: percentile(acceptedSent, 0.99),
     acceptedP99Intended: percentile(accepted, 0.99),
     refused: refused.length,
@@ -655,7 +652,7 @@ export function overloadMet(
 /** The overload section: one table row per run (`--repeat N`), and whether every run met. */
 export function overloadText(
   a: Pick<Args, "beta" | "deadlineMs">,
-  runs: Omit<OverloadRun, "acceptedP99Intended">[],
+  runs: OverloadRun[],
 ): string {
   const o = runs[0]!;
   const rows = runs.map((r, i) =>
@@ -696,47 +693,42 @@ export function overloadText(
     }** (${met} of ${runs.length} run${runs.length === 1 ? "" : "s"} met them).`;
 }
 
-/** The server's count of requests answered after their deadline (all variants). */
-async function deadlineMissed(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(/^scheduler_deadline_missed_total\{[^}]*\} (\S+)$/gm)) {
-    n += Number(m[1]);
-  }
-  return n;
+/** What the overload run reads from the server's /metrics before and after the load (one scrape). */
+interface ServerCounts {
+  /** `scheduler_deadline_missed_total`, all variants: batches that ended after a deadline. */
+  deadlineMissed: number;
+  /**
+   * 429/503 answers to POST /v1/classify, all and those answered within 0.5 ms and 5 ms of the
+   * handler's start (`http_request_duration_seconds` buckets): the part of a refusal's latency
+   * that is the server's, without the client's or the network's.
+   */
+  refusals: { all: number; halfMs: number; fiveMs: number };
+  /** `event_loop_lag_seconds`: cumulative count per bucket bound (s). */
+  loopLag: Map<string, number>;
 }
 
-/**
- * The server's own count of 429/503 answers to POST /v1/classify, all and those answered within
- * 0.5 ms and 5 ms of the handler's start (`http_request_duration_seconds` buckets): the part of a
- * refusal's latency that is the server's, without the client's or the network's.
- */
-async function serverRefusals(
-  port: number,
-): Promise<{ all: number; halfMs: number; fiveMs: number }> {
+async function serverCounts(port: number): Promise<ServerCounts> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const out = { all: 0, halfMs: 0, fiveMs: 0 };
+  let deadlineMissed = 0;
+  for (const m of text.matchAll(/^scheduler_deadline_missed_total\{[^}]*\} (\S+)$/gm)) {
+    deadlineMissed += Number(m[1]);
+  }
+  const refusals = { all: 0, halfMs: 0, fiveMs: 0 };
   for (
     const m of text.matchAll(
       /^http_request_duration_seconds_bucket\{route="\/v1\/classify",status="(?:429|503)"[^}]*le="([^"]+)"\} (\S+)$/gm,
     )
   ) {
     const n = Number(m[2]);
-    if (m[1] === "+Inf") out.all += n;
-    else if (m[1] === "0.0005") out.halfMs += n;
-    else if (m[1] === "0.005") out.fiveMs += n;
+    if (m[1] === "+Inf") refusals.all += n;
+    else if (m[1] === "0.0005") refusals.halfMs += n;
+    else if (m[1] === "0.005") refusals.fiveMs += n;
   }
-  return out;
-}
-
-/** The server's `event_loop_lag_seconds` histogram: cumulative count per bucket bound (s). */
-async function loopLagBuckets(port: number): Promise<Map<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const out = new Map<string, number>();
+  const loopLag = new Map<string, number>();
   for (const m of text.matchAll(/^event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$/gm)) {
-    out.set(m[1]!, Number(m[2]));
+    loopLag.set(m[1]!, Number(m[2]));
   }
-  return out;
+  return { deadlineMissed, refusals, loopLag };
 }
 
 /** The lag probes of one run: how many, and how many ran more than 5 and 20 ms late. */

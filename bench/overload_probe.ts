@@ -42,6 +42,8 @@ const traceGc = args.includes("--trace-gc");
 /** `--v8-flags a,b`: V8 flags for the service (e.g. GC settings), beside `--trace-gc`'s. */
 const v8Flags = [...(traceGc ? ["--trace-gc"] : []), ...flag("--v8-flags", "").split(",")]
   .filter((f) => f !== "");
+/** The `deno` argument that passes them (none without flags). */
+const v8Arg = v8Flags.length > 0 ? [`--v8-flags=${v8Flags.join(",")}`] : [];
 const gcLines: string[] = [];
 /** `--log-null`: the service's stdout (its log lines) goes to /dev/null instead of a pipe. */
 const logNull = args.includes("--log-null");
@@ -208,7 +210,7 @@ for (const [name, env] of Object.entries(NULL_VARIANTS)) {
   if (!only.includes(name)) continue;
   const s = await spawn([
     "eval",
-    ...(v8Flags.length > 0 ? [`--v8-flags=${v8Flags.join(",")}`] : []),
+    ...v8Arg,
     NULL_SERVER,
   ], env);
   await probe(`${name} server`, s.port, deadlineMs, s.pid);
@@ -218,7 +220,7 @@ if (only.includes("refuse") || only.includes("mixed")) {
   const s = await spawn([
     "run",
     "-A",
-    ...(v8Flags.length > 0 ? [`--v8-flags=${v8Flags.join(",")}`] : []),
+    ...v8Arg,
     new URL("main.ts", ROOT).pathname,
   ]);
   await waitReady(`http://127.0.0.1:${s.port}`);

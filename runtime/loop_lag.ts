@@ -68,18 +68,19 @@ export class LoopLag {
     return this.#lag * 2 ** (-(now - this.#at) / this.#halfLifeMs);
   }
 
-  /** How late the pending probe already is (the same 1 ms allowance as a fired one). */
+  /**
+   * How late the pending probe is at `now` (also what it measures when it fires). Timers fire up
+   * to about 1 ms after their due time on an idle loop: that much is not lag.
+   */
   #overdue(now: number): number {
     return Math.max(0, now - this.#due - 1);
   }
 
   #arm(): void {
-    const due = performance.now() + this.#intervalMs;
-    this.#due = due;
+    this.#due = performance.now() + this.#intervalMs;
     const timer = setTimeout(() => {
       const now = performance.now();
-      // Timers fire up to about 1 ms after their due time on an idle loop: not lag.
-      const lag = Math.max(0, now - due - 1);
+      const lag = this.#overdue(now);
       this.observe(lag, now);
       this.#onSample?.(lag);
       this.#arm();

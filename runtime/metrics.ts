@@ -11,7 +11,6 @@ export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8
 export const LOOP_LAG_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1];
 
 /** Seconds: from a trivial route (sub-ms) to a batch stuck behind a slow model. */
-
 export const LATENCY_BUCKETS_S = [
   0.0005,
   0.001,

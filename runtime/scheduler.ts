@@ -435,7 +435,6 @@ export class Scheduler {
         p.onAbort = () => {
           if (this.#remove(q, p)) {
             this.#settle(p);
-            p.done = true;
             reject(signal.reason);
           }
         };
@@ -753,7 +752,9 @@ export class Scheduler {
     return true;
   }
 
+  /** The request is being answered: its timer and abort listener go, and it counts as done. */
   #settle(p: Pending): void {
+    p.done = true;
     if (p.timer !== undefined) clearTimeout(p.timer);
     p.timer = undefined;
     if (p.onAbort) p.signal?.removeEventListener("abort", p.onAbort);
@@ -767,7 +768,6 @@ export class Scheduler {
 
   #drop(q: VariantQueue, p: Pending, reason: "deadline_expired", when: string): void {
     this.#settle(p);
-    p.done = true;
     this.#metrics?.rejections.inc([reason, q.variant]);
     p.reject(
       new SchedulerRejection(
@@ -881,7 +881,6 @@ export class Scheduler {
           }
           if (p.done) continue;
           this.#settle(p);
-          p.done = true;
           if (!Number.isInteger(classes) || classes < 1) {
             p.reject(
               new RangeError(
@@ -920,7 +919,6 @@ export class Scheduler {
         for (const p of batch) {
           if (p.done) continue;
           this.#settle(p);
-          p.done = true;
           p.reject(err);
         }
         this.#pump();

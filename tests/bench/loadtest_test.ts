@@ -48,6 +48,7 @@ Deno.test("overloadText() writes one row per run and says met only when every ru
     late: 0,
     serverLate: 12,
     acceptedP99: 18.2,
+    acceptedP99Intended: 19,
     refused: 30000,
     refusedP99: 4.1,
     refusedMax: 9,
