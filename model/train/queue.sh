@@ -14,10 +14,17 @@ run() {
   local out=model/train/runs/$name
   mkdir -p "$out"
   echo "$(date -u +%FT%TZ) start $name: $*"
-  deno task train --out "$out" --resume --kernels own --workers 2 --ckpt-every 100 "$@" >>"$out/train.log" 2>&1
+  env ${V8_FLAGS:+DENO_V8_FLAGS=$V8_FLAGS} deno task train --out "$out" --resume --kernels own --workers 2 --ckpt-every 100 "$@" >>"$out/train.log" 2>&1
   echo "$(date -u +%FT%TZ) done $name"
 }
 
+# V8 flags of the training processes (TRAIN_V8_FLAGS; empty: none). By default wasm runs without
+# bounds checks: Deno does not install V8's WebAssembly trap handler, so every wasm load and store
+# carries an explicit check, and the training step is 1.15-1.4x faster without them
+# (bench/train_bench.ts, model/train/README.md). Safe here because the queue trains on
+# Fashion-MNIST's IDX files, parsed in TypeScript, with kernels the tests run with checks on; not
+# for a folder dataset of untrusted images (their codecs run in wasm too).
+V8_FLAGS=${TRAIN_V8_FLAGS---no-wasm-bounds-checks}
 COMMON=(--plan imagenet_stem1 --resolution 28 --batch 64 --seed 1)
 # Session 2: alpha 0.25 with the seed's cifar plan at 28x28, to compare plans (the stem1 plan ends
 # at 2x2; PyTorch's cifar-plan reference: 85.8% after epoch 1). Idle-machine speed
@@ -140,10 +147,31 @@ run s4_a075_stem1_28_multires_fbn_photo_q3 --alpha 0.75 --epochs "${EPOCHS_S4_07
 # the photo stage at qmax 3 as before. Started with a 9-epoch budget; it trained at about 85 img/s
 # (12 minutes an epoch) in session 5, so the budget became 6 (the learning rate depends on the
 # epoch only, so epochs 1-6 are the same as under 9) to leave the session time for the photo stage
-# and the measurements.
-run s5_a100_stem1_28_w28 --alpha 1.0 --epochs "${EPOCHS_S5_100:-6}" "${COMMON[@]}" \
+# and the measurements. Session 6 raised the budget back to 9: epochs 7-9 at 6.25e-4.
+run s5_a100_stem1_28_w28 --alpha 1.0 --epochs "${EPOCHS_S5_100:-9}" "${COMMON[@]}" \
   "${MULTIRES_W28[@]}" --lr 2.5e-3 --lr-step 3 --eval-every 3 \
   --init $R/s4_a100_stem1_28_multires_restart/model
 run s5_a100_stem1_28_w28_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S5_100_FBN:-1}" \
   "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
   --weight-qmax 3 --init $R/s5_a100_stem1_28_w28/model
+
+# Session 6: the photo stage at qmax 3 again, from the 9-epoch s5 weights.
+run s6_a100_stem1_28_w28_e9_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S6_100_FBN:-1}" \
+  "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
+  --weight-qmax 3 --init $R/s5_a100_stem1_28_w28/model
+# alpha 0.5 at beta 0.5 (71.38% int8): s3_a050_stem1_28 trained at 28x28 only; 2 multi-resolution
+# epochs with batch-statistics BN from it, then the photo stage at qmax 7 (alpha 0.75's
+# multi-resolution run reached 84% at 14x14).
+run s6_a050_multires --alpha 0.5 --epochs "${EPOCHS_S6_050:-2}" "${COMMON[@]}" "${MULTIRES[@]}" \
+  --lr 2.5e-3 --lr-step 1 --eval-every 2 --init $R/s3_a050_stem1_28/model
+run s6_a050_multires_fbn_photo_q7 --alpha 0.5 --epochs "${EPOCHS_S6_050_FBN:-1}" "${COMMON[@]}" \
+  "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 7 \
+  --init $R/s6_a050_multires/model
+# alpha 0.75 below alpha 0.5 at beta 1 (87.98% against 90.71% int8): s4's multi-resolution run
+# ended at 86.38% (28x28) with its training loss still falling (0.47 -> 0.43); 4 more epochs from it at
+# 2.5e-3 halved every 2, 28x28 drawn 2 in 6 (as alpha 1.0's s5), then the photo stage at qmax 3.
+run s6_a075_w28 --alpha 0.75 --epochs "${EPOCHS_S6_075:-4}" "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --lr 2.5e-3 --lr-step 2 --eval-every 4 --init $R/s4_a075_stem1_28_multires/model
+run s6_a075_w28_fbn_photo_q3 --alpha 0.75 --epochs "${EPOCHS_S6_075_FBN:-1}" "${COMMON[@]}" \
+  "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 3 \
+  --init $R/s6_a075_w28/model
