@@ -3,7 +3,8 @@
  * runs bench/loadtest.ts against it (`--url`), and prints the CPU seconds of every server thread
  * (event loop, inference workers, V8's GC helpers), of the load client, of every other process
  * that ran meanwhile (other work on a shared machine), and how busy the whole machine was; then the
- * server-side latency histogram and the scheduler's batch and rejection counters from /metrics.
+ * server-side latency histogram, the batch-size, queue-wait and inference-time histograms per
+ * variant, and the scheduler's batch and rejection counters from /metrics.
  * Linux only (/proc). Run it inside bench/quiet.sh like every timing.
  *
  * @example
@@ -167,6 +168,33 @@ for (const status of ["200", "503", "429"]) {
         buckets.slice(0, 6).map(([le, n]) => `<=${le} s ${(n / all * 100).toFixed(1)}%`).join(
           ", ",
         ),
+    );
+  }
+}
+// Batch sizes, queue waits and inference times per variant, since the server started (the
+// load test's warm-up included): cumulative shares up to each bucket bound.
+for (
+  const name of [
+    "scheduler_batch_size",
+    "scheduler_queue_wait_seconds",
+    "inference_duration_seconds",
+  ]
+) {
+  const byVariant = new Map<string, [string, number][]>();
+  for (const l of metrics.split("\n")) {
+    const b = l.match(new RegExp(`^${name}_bucket\\{(.*),le="([^"]+)"\\} (\\d+)`));
+    if (!b) continue;
+    const rows = byVariant.get(b[1]!) ?? [];
+    rows.push([b[2]!, Number(b[3])]);
+    byVariant.set(b[1]!, rows);
+  }
+  for (const [labels, rows] of byVariant) {
+    const all = rows.at(-1)?.[1] ?? 0;
+    if (all === 0) continue;
+    const shown = rows.filter(([le], i) => le !== "+Inf" && (i === 0 || rows[i - 1]![1] < all));
+    console.log(
+      `${name} {${labels}} (${all}), cumulative: ` +
+        shown.map(([le, n]) => `<=${le} ${(n / all * 100).toFixed(1)}%`).join(", "),
     );
   }
 }
