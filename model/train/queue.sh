@@ -147,31 +147,71 @@ run s4_a075_stem1_28_multires_fbn_photo_q3 --alpha 0.75 --epochs "${EPOCHS_S4_07
 # the photo stage at qmax 3 as before. Started with a 9-epoch budget; it trained at about 85 img/s
 # (12 minutes an epoch) in session 5, so the budget became 6 (the learning rate depends on the
 # epoch only, so epochs 1-6 are the same as under 9) to leave the session time for the photo stage
-# and the measurements. Session 6 raised the budget back to 9: epochs 7-9 at 6.25e-4.
-run s5_a100_stem1_28_w28 --alpha 1.0 --epochs "${EPOCHS_S5_100:-9}" "${COMMON[@]}" \
+# and the measurements. Session 6 trained epoch 7 (6.25e-4), then stopped it for the runs below.
+run s5_a100_stem1_28_w28 --alpha 1.0 --epochs "${EPOCHS_S5_100:-7}" "${COMMON[@]}" \
   "${MULTIRES_W28[@]}" --lr 2.5e-3 --lr-step 3 --eval-every 3 \
   --init $R/s4_a100_stem1_28_multires_restart/model
 run s5_a100_stem1_28_w28_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S5_100_FBN:-1}" \
   "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
   --weight-qmax 3 --init $R/s5_a100_stem1_28_w28/model
 
-# Session 6: the photo stage at qmax 3 again, from the 9-epoch s5 weights.
-run s6_a100_stem1_28_w28_e9_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S6_100_FBN:-1}" \
-  "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 \
-  --weight-qmax 3 --init $R/s5_a100_stem1_28_w28/model
-# alpha 0.5 at beta 0.5 (71.38% int8): s3_a050_stem1_28 trained at 28x28 only; 2 multi-resolution
-# epochs with batch-statistics BN from it, then the photo stage at qmax 7 (alpha 0.75's
-# multi-resolution run reached 84% at 14x14).
-run s6_a050_multires --alpha 0.5 --epochs "${EPOCHS_S6_050:-2}" "${COMMON[@]}" "${MULTIRES[@]}" \
-  --lr 2.5e-3 --lr-step 1 --eval-every 2 --init $R/s3_a050_stem1_28/model
-run s6_a050_multires_fbn_photo_q7 --alpha 0.5 --epochs "${EPOCHS_S6_050_FBN:-1}" "${COMMON[@]}" \
-  "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 7 \
-  --init $R/s6_a050_multires/model
+# Session 6, augmentation A/B at the end of training: alpha 0.25 fine-tuned 2 epochs at 6.25e-4
+# from s3_a025_stem1_28_restart (91.59% at 28x28), 28x28 only, with the default light augmentation
+# against none: 92.01 / 92.07% against 92.64 / 92.55% (test accuracy after epochs 1 / 2). From
+# scratch, epoch 1 without augmentation reached 83.43% against 80.51% (ab_a025_stem1_28_lr1e-2).
+# The models still fit the training set no better than the test set, so at these budgets
+# augmentation costs accuracy; the session-6 runs below train without it (the photo stages keep
+# --resample 0.5, the blur a photo's round trip adds).
+run ab_a025_stem1_28_lr1e-2_noaug --alpha 0.25 --epochs 1 "${COMMON[@]}" --lr 1e-2 --augment none
+run ab_a025_restart_ft_aug_light --alpha 0.25 --epochs 2 "${COMMON[@]}" --lr 6.25e-4 --lr-step 2 \
+  --augment light --init $R/s3_a025_stem1_28_restart/model
+run ab_a025_restart_ft_aug_none --alpha 0.25 --epochs 2 "${COMMON[@]}" --lr 6.25e-4 --lr-step 2 \
+  --augment none --init $R/s3_a025_stem1_28_restart/model
+# alpha 0.25: the photo stage (multi-resolution, frozen BN) from the un-augmented fine-tune.
+run s6_a025_noaug_fbn_photo_w28 --alpha 0.25 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --frozen-bn --bn-every 200 --lr 3e-4 --resample 0.5 --augment none \
+  --init $R/ab_a025_restart_ft_aug_none/model
+# alpha 1.0: s5 stopped during epoch 8 (epoch 7 at 6.25e-4 gave 91.88% against 91.90%); 4 epochs
+# without augmentation from its epoch-7 weights (started with a budget of 2; epoch 1 reached
+# 93.03%, so it was raised to 4: 6.25e-4 for 2 epochs, then 3.125e-4), then the photo stage at
+# qmax 3.
+run s6_a100_noaug --alpha 1.0 --epochs "${EPOCHS_S6_100:-4}" "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --lr 6.25e-4 --lr-step 2 --eval-every 4 --augment none --init $R/s5_a100_stem1_28_w28/model
+run s6_a100_noaug_fbn_photo_q3 --alpha 1.0 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --augment none --weight-qmax 3 \
+  --init $R/s6_a100_noaug/model
 # alpha 0.75 below alpha 0.5 at beta 1 (87.98% against 90.71% int8): s4's multi-resolution run
-# ended at 86.38% (28x28) with its training loss still falling (0.47 -> 0.43); 4 more epochs from it at
-# 2.5e-3 halved every 2, 28x28 drawn 2 in 6 (as alpha 1.0's s5), then the photo stage at qmax 3.
-run s6_a075_w28 --alpha 0.75 --epochs "${EPOCHS_S6_075:-4}" "${COMMON[@]}" "${MULTIRES_W28[@]}" \
-  --lr 2.5e-3 --lr-step 2 --eval-every 4 --init $R/s4_a075_stem1_28_multires/model
-run s6_a075_w28_fbn_photo_q3 --alpha 0.75 --epochs "${EPOCHS_S6_075_FBN:-1}" "${COMMON[@]}" \
-  "${MULTIRES_W28[@]}" --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --weight-qmax 3 \
-  --init $R/s6_a075_w28/model
+# ended at 86.38% (28x28) with its training loss still falling (0.47 -> 0.43); 2 more epochs from
+# it at 2.5e-3 without augmentation, 28x28 drawn 2 in 6, then the photo stage at qmax 3.
+run s6_a075_noaug --alpha 0.75 --epochs "${EPOCHS_S6_075:-2}" "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --lr 2.5e-3 --lr-step 2 --eval-every 2 --augment none --init $R/s4_a075_stem1_28_multires/model
+run s6_a075_noaug_fbn_photo_q3 --alpha 0.75 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --augment none --weight-qmax 3 \
+  --init $R/s6_a075_noaug/model
+# alpha 0.5 at beta 0.5 (71.38% int8): s3_a050_stem1_28 trained at 28x28 only; 2 multi-resolution
+# epochs without augmentation from it, then the photo stage at qmax 7.
+run s6_a050_noaug_multires --alpha 0.5 --epochs "${EPOCHS_S6_050:-2}" "${COMMON[@]}" "${MULTIRES[@]}" \
+  --lr 2.5e-3 --lr-step 1 --eval-every 2 --augment none --init $R/s3_a050_stem1_28/model
+run s6_a050_noaug_multires_fbn_photo_q7 --alpha 0.5 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --augment none --weight-qmax 7 \
+  --init $R/s6_a050_noaug_multires/model
+# alpha 1.0: the photo stage at 1e-3 took s6_a100_noaug from 93.33% to 92.07% at 28x28 (14x14:
+# 80.48% -> 88.06%); the same stage at 3e-4 (alpha 0.25's last stage used 3e-4).
+run s6_a100_noaug_fbn_photo_q3_lr3e-4 --alpha 1.0 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --frozen-bn --bn-every 200 --lr 3e-4 --resample 0.5 --augment none --weight-qmax 3 \
+  --init $R/s6_a100_noaug/model
+# alpha 0.25: s6_a025_noaug_fbn_photo_w28 (from the 28x28-only fine-tune) reached 91.83% at 28x28
+# but lost the small sides (63.73% at 14x14 against the shipped 78.78%); instead 2 epochs without
+# augmentation from the shipped multi-resolution weights, frozen BN as their last stage.
+run s6_a025_photo_w28_noaug --alpha 0.25 --epochs 2 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --frozen-bn --bn-every 200 --lr 3e-4 --resample 0.5 --augment none \
+  --init $R/s3_a025_stem1_28_restart_fbn_photo_w28/model
+# Session 6, left running for the next session: alpha 1.0 further without augmentation from
+# s6_a100_noaug (93.33% at 28x28 after 4 epochs: 93.03, 92.79, 92.99, 93.33), 6 epochs at 3.125e-4
+# halved every 2, then the photo stage at qmax 3 (at 1e-3: at 3e-4 it ended lower, 91.44% against
+# 92.07% at 28x28, s6_a100_noaug_fbn_photo_q3_lr3e-4).
+run s7_a100_noaug --alpha 1.0 --epochs "${EPOCHS_S7_100:-6}" "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --lr 3.125e-4 --lr-step 2 --eval-every 2 --augment none --init $R/s6_a100_noaug/model
+run s7_a100_noaug_fbn_photo_q3 --alpha 1.0 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+  --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --augment none --weight-qmax 3 \
+  --init $R/s7_a100_noaug/model
