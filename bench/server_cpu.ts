@@ -151,16 +151,24 @@ for (
 ) console.log(`  ${v.toFixed(2)}  ${k}`);
 
 const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-for (const status of ["200", "503", "429"]) {
-  const buckets: [string, number][] = [];
-  for (const l of metrics.split("\n")) {
-    const b = l.match(
-      new RegExp(
-        `^http_request_duration_seconds_bucket\\{route="/v1/classify",status="${status}"[^}]*le="([^"]+)"\\} (\\d+)`,
-      ),
-    );
-    if (b) buckets.push([b[1]!, Number(b[2])]);
+const lines = metrics.split("\n");
+/** A histogram's buckets from /metrics, per label set (without `le`), in exposition order. */
+function histogram(name: string): Map<string, [string, number][]> {
+  const series = new Map<string, [string, number][]>();
+  for (const l of lines) {
+    const b = l.match(new RegExp(`^${name}_bucket\\{(.*),le="([^"]+)"\\} (\\d+)`));
+    if (!b) continue;
+    const rows = series.get(b[1]!) ?? [];
+    rows.push([b[2]!, Number(b[3])]);
+    series.set(b[1]!, rows);
   }
+  return series;
+}
+const durations = histogram("http_request_duration_seconds");
+for (const status of ["200", "503", "429"]) {
+  const buckets = [...durations].filter(([labels]) =>
+    labels.startsWith(`route="/v1/classify",status="${status}"`)
+  ).flatMap(([, rows]) => rows);
   const all = buckets.at(-1)?.[1] ?? 0;
   if (all > 0) {
     console.log(
@@ -180,15 +188,7 @@ for (
     "inference_duration_seconds",
   ]
 ) {
-  const byVariant = new Map<string, [string, number][]>();
-  for (const l of metrics.split("\n")) {
-    const b = l.match(new RegExp(`^${name}_bucket\\{(.*),le="([^"]+)"\\} (\\d+)`));
-    if (!b) continue;
-    const rows = byVariant.get(b[1]!) ?? [];
-    rows.push([b[2]!, Number(b[3])]);
-    byVariant.set(b[1]!, rows);
-  }
-  for (const [labels, rows] of byVariant) {
+  for (const [labels, rows] of histogram(name)) {
     const all = rows.at(-1)?.[1] ?? 0;
     if (all === 0) continue;
     const shown = rows.filter(([le], i) => le !== "+Inf" && (i === 0 || rows[i - 1]![1] < all));
@@ -198,7 +198,7 @@ for (
     );
   }
 }
-for (const l of metrics.split("\n")) {
+for (const l of lines) {
   if (
     /^(scheduler_batch_size_(sum|count)|inference_duration_seconds_(sum|count)|scheduler_rejections_total|scheduler_deadline_missed_total)/
       .test(l)

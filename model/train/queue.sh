@@ -162,56 +162,50 @@ run s5_a100_stem1_28_w28_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S5_100_FBN:
 # The models still fit the training set no better than the test set, so at these budgets
 # augmentation costs accuracy; the session-6 runs below train without it (the photo stages keep
 # --resample 0.5, the blur a photo's round trip adds).
+# A photo stage: NAME ALPHA EPOCHS LR INIT_RUN [more train options], frozen BN, 28x28 drawn 2 in 6,
+# the photo round trip on half the images, no other augmentation, from INIT_RUN's weights.
+photo_stage() {
+  local name=$1 alpha=$2 epochs=$3 lr=$4 init=$5
+  shift 5
+  run "$name" --alpha "$alpha" --epochs "$epochs" "${COMMON[@]}" "${MULTIRES_W28[@]}" \
+    --frozen-bn --bn-every 200 --lr "$lr" --resample 0.5 --augment none "$@" --init "$R/$init/model"
+}
 run ab_a025_stem1_28_lr1e-2_noaug --alpha 0.25 --epochs 1 "${COMMON[@]}" --lr 1e-2 --augment none
 run ab_a025_restart_ft_aug_light --alpha 0.25 --epochs 2 "${COMMON[@]}" --lr 6.25e-4 --lr-step 2 \
   --augment light --init $R/s3_a025_stem1_28_restart/model
 run ab_a025_restart_ft_aug_none --alpha 0.25 --epochs 2 "${COMMON[@]}" --lr 6.25e-4 --lr-step 2 \
   --augment none --init $R/s3_a025_stem1_28_restart/model
 # alpha 0.25: the photo stage (multi-resolution, frozen BN) from the un-augmented fine-tune.
-run s6_a025_noaug_fbn_photo_w28 --alpha 0.25 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
-  --frozen-bn --bn-every 200 --lr 3e-4 --resample 0.5 --augment none \
-  --init $R/ab_a025_restart_ft_aug_none/model
+photo_stage s6_a025_noaug_fbn_photo_w28 0.25 1 3e-4 ab_a025_restart_ft_aug_none
 # alpha 1.0: s5 stopped during epoch 8 (epoch 7 at 6.25e-4 gave 91.88% against 91.90%); 4 epochs
 # without augmentation from its epoch-7 weights (started with a budget of 2; epoch 1 reached
 # 93.03%, so it was raised to 4: 6.25e-4 for 2 epochs, then 3.125e-4), then the photo stage at
 # qmax 3.
 run s6_a100_noaug --alpha 1.0 --epochs "${EPOCHS_S6_100:-4}" "${COMMON[@]}" "${MULTIRES_W28[@]}" \
   --lr 6.25e-4 --lr-step 2 --eval-every 4 --augment none --init $R/s5_a100_stem1_28_w28/model
-run s6_a100_noaug_fbn_photo_q3 --alpha 1.0 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
-  --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --augment none --weight-qmax 3 \
-  --init $R/s6_a100_noaug/model
+photo_stage s6_a100_noaug_fbn_photo_q3 1.0 1 1e-3 s6_a100_noaug --weight-qmax 3
 # alpha 0.75 below alpha 0.5 at beta 1 (87.98% against 90.71% int8): s4's multi-resolution run
 # ended at 86.38% (28x28) with its training loss still falling (0.47 -> 0.43); 2 more epochs from
 # it at 2.5e-3 without augmentation, 28x28 drawn 2 in 6, then the photo stage at qmax 3.
 run s6_a075_noaug --alpha 0.75 --epochs "${EPOCHS_S6_075:-2}" "${COMMON[@]}" "${MULTIRES_W28[@]}" \
   --lr 2.5e-3 --lr-step 2 --eval-every 2 --augment none --init $R/s4_a075_stem1_28_multires/model
-run s6_a075_noaug_fbn_photo_q3 --alpha 0.75 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
-  --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --augment none --weight-qmax 3 \
-  --init $R/s6_a075_noaug/model
+photo_stage s6_a075_noaug_fbn_photo_q3 0.75 1 1e-3 s6_a075_noaug --weight-qmax 3
 # alpha 0.5 at beta 0.5 (71.38% int8): s3_a050_stem1_28 trained at 28x28 only; 2 multi-resolution
 # epochs without augmentation from it, then the photo stage at qmax 7.
 run s6_a050_noaug_multires --alpha 0.5 --epochs "${EPOCHS_S6_050:-2}" "${COMMON[@]}" "${MULTIRES[@]}" \
   --lr 2.5e-3 --lr-step 1 --eval-every 2 --augment none --init $R/s3_a050_stem1_28/model
-run s6_a050_noaug_multires_fbn_photo_q7 --alpha 0.5 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
-  --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --augment none --weight-qmax 7 \
-  --init $R/s6_a050_noaug_multires/model
+photo_stage s6_a050_noaug_multires_fbn_photo_q7 0.5 1 1e-3 s6_a050_noaug_multires --weight-qmax 7
 # alpha 1.0: the photo stage at 1e-3 took s6_a100_noaug from 93.33% to 92.07% at 28x28 (14x14:
 # 80.48% -> 88.06%); the same stage at 3e-4 (alpha 0.25's last stage used 3e-4).
-run s6_a100_noaug_fbn_photo_q3_lr3e-4 --alpha 1.0 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
-  --frozen-bn --bn-every 200 --lr 3e-4 --resample 0.5 --augment none --weight-qmax 3 \
-  --init $R/s6_a100_noaug/model
+photo_stage s6_a100_noaug_fbn_photo_q3_lr3e-4 1.0 1 3e-4 s6_a100_noaug --weight-qmax 3
 # alpha 0.25: s6_a025_noaug_fbn_photo_w28 (from the 28x28-only fine-tune) reached 91.83% at 28x28
 # but lost the small sides (63.73% at 14x14 against the shipped 78.78%); instead 2 epochs without
 # augmentation from the shipped multi-resolution weights, frozen BN as their last stage.
-run s6_a025_photo_w28_noaug --alpha 0.25 --epochs 2 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
-  --frozen-bn --bn-every 200 --lr 3e-4 --resample 0.5 --augment none \
-  --init $R/s3_a025_stem1_28_restart_fbn_photo_w28/model
-# Session 6, left running for the next session: alpha 1.0 further without augmentation from
+photo_stage s6_a025_photo_w28_noaug 0.25 2 3e-4 s3_a025_stem1_28_restart_fbn_photo_w28
+# Queued for the next session (not started in session 6): alpha 1.0 further without augmentation from
 # s6_a100_noaug (93.33% at 28x28 after 4 epochs: 93.03, 92.79, 92.99, 93.33), 6 epochs at 3.125e-4
 # halved every 2, then the photo stage at qmax 3 (at 1e-3: at 3e-4 it ended lower, 91.44% against
 # 92.07% at 28x28, s6_a100_noaug_fbn_photo_q3_lr3e-4).
 run s7_a100_noaug --alpha 1.0 --epochs "${EPOCHS_S7_100:-6}" "${COMMON[@]}" "${MULTIRES_W28[@]}" \
   --lr 3.125e-4 --lr-step 2 --eval-every 2 --augment none --init $R/s6_a100_noaug/model
-run s7_a100_noaug_fbn_photo_q3 --alpha 1.0 --epochs 1 "${COMMON[@]}" "${MULTIRES_W28[@]}" \
-  --frozen-bn --bn-every 200 --lr 1e-3 --resample 0.5 --augment none --weight-qmax 3 \
-  --init $R/s7_a100_noaug/model
+photo_stage s7_a100_noaug_fbn_photo_q3 1.0 1 1e-3 s7_a100_noaug --weight-qmax 3
