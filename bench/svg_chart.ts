@@ -44,6 +44,19 @@ function ticks(max: number): number[] {
   return out;
 }
 
+/** Most x labels a panel shows: every distinct x up to this many, else round ticks. */
+const MAX_X_LABELS = 12;
+
+/**
+ * The x values to label: every distinct x when there are few (concurrencies 1, 8, 32), else round
+ * ticks inside [xMin, xMax] (a soak's 50 one-second samples), so that labels never overlap.
+ */
+function xTicks(xs: number[], xMin: number, xMax: number, logX?: boolean): number[] {
+  const distinct = [...new Set(xs)].sort((a, b) => a - b);
+  if (distinct.length <= MAX_X_LABELS || logX) return distinct;
+  return ticks(xMax).filter((v) => v >= xMin && v <= xMax);
+}
+
 const fmt = (v: number) =>
   v >= 1000 ? `${Number((v / 1000).toPrecision(3))}k` : String(Number(v.toPrecision(3)));
 
@@ -83,7 +96,7 @@ export function lineChart(panels: Panel[], opts: ChartOptions): string {
       }" stroke="#e5e5e5"/>`;
       out += `<text x="${x0 + m.l - 6}" y="${ty(v) + 4}" text-anchor="end">${fmt(v)}</text>\n`;
     }
-    for (const x of [...new Set(xs)].sort((a, b) => a - b)) {
+    for (const x of xTicks(xs, xMin, xMax, opts.logX)) {
       out += `<text x="${tx(x)}" y="${H - m.b + 16}" text-anchor="middle">${fmt(x)}</text>\n`;
     }
     out += `<line x1="${x0 + m.l}" x2="${x0 + W - m.r}" y1="${H - m.b}" y2="${

@@ -27,3 +27,26 @@ Deno.test("lineChart() draws one polyline per series per panel, a legend entry p
   assert.equal(svg.match(/>alpha 0.25</g)?.length, 1, "one legend entry per name");
   assert.ok(!svg.includes("NaN"), "no NaN coordinates");
 });
+
+Deno.test("lineChart() labels many x values with round ticks, not one label each", () => {
+  // A soak: one sample per second for 49.4 s, the first at 0.0000508 s.
+  const points: [number, number][] = Array.from({ length: 51 }, (_, i) => [
+    i === 0 ? 0.0000508 : i === 50 ? 49.4 : i + 0.01,
+    400,
+  ]);
+  const svg = lineChart([{ title: "RSS", yLabel: "MiB", series: [{ name: "a", points }] }], {
+    xLabel: "seconds",
+  });
+  const xLabels = [...svg.matchAll(/y="272" text-anchor="middle">([^<]*)</g)].map((m) => m[1]);
+  assert.deepEqual(xLabels, ["10", "20", "30", "40"]);
+  // Few x values (concurrencies) keep a label each.
+  const few = lineChart([{
+    title: "p99",
+    yLabel: "ms",
+    series: [{ name: "a", points: [[1, 2], [8, 5], [32, 18]] }],
+  }], { xLabel: "concurrency", logX: true });
+  assert.deepEqual(
+    [...few.matchAll(/y="272" text-anchor="middle">([^<]*)</g)].map((m) => m[1]),
+    ["1", "8", "32"],
+  );
+});
