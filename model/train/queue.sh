@@ -216,3 +216,8 @@ photo_stage s6_a025_photo_w28_noaug 0.25 2 3e-4 s3_a025_stem1_28_restart_fbn_pho
 run s7_a100_noaug --alpha 1.0 --epochs "${EPOCHS_S7_100:-4}" "${COMMON[@]}" "${MULTIRES_W28[@]}" \
   --lr 3.125e-4 --lr-step 2 --eval-every 2 --augment none --init $R/s6_a100_noaug/model
 photo_stage s7_a100_noaug_fbn_photo_q7 1.0 1 3e-4 s7_a100_noaug --weight-qmax 7
+# alpha 1.0 now fits its training set better than the test set (s7_a100_noaug: training accuracy
+# 95.0%, test 93.36%), so the light augmentation (flips, 2-px pad-and-crop) may pay where session 6
+# found it costly for underfit models: the photo stage at -7..7 for 2 epochs with it, from s7's
+# epoch-4 weights.
+photo_stage s7_a100_light_fbn_photo_q7 1.0 2 3e-4 s7_a100_noaug --weight-qmax 7 --augment light
