@@ -219,5 +219,6 @@ photo_stage s7_a100_noaug_fbn_photo_q7 1.0 1 3e-4 s7_a100_noaug --weight-qmax 7
 # alpha 1.0 now fits its training set better than the test set (s7_a100_noaug: training accuracy
 # 95.0%, test 93.36%), so the light augmentation (flips, 2-px pad-and-crop) may pay where session 6
 # found it costly for underfit models: the photo stage at -7..7 for 2 epochs with it, from s7's
-# epoch-4 weights.
+# epoch-4 weights. Result: 92.93, 93.23% at 28x28 (14x14: 88.52, 89.25%) against 93.05% (89.47%)
+# for one epoch without it; mean over the 5 sides 91.61% against 91.76%, so refresh.ts kept the other.
 photo_stage s7_a100_light_fbn_photo_q7 1.0 2 3e-4 s7_a100_noaug --weight-qmax 7 --augment light
