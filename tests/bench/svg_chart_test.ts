@@ -28,6 +28,10 @@ Deno.test("lineChart() draws one polyline per series per panel, a legend entry p
   assert.ok(!svg.includes("NaN"), "no NaN coordinates");
 });
 
+/** The x-axis labels of a one-panel chart (default panel height: their baseline is y=272). */
+const xLabels = (svg: string) =>
+  [...svg.matchAll(/y="272" text-anchor="middle">([^<]*)</g)].map((m) => m[1]);
+
 Deno.test("lineChart() labels many x values with round ticks, not one label each", () => {
   // A soak: one sample per second for 49.4 s, the first at 0.0000508 s.
   const points: [number, number][] = Array.from({ length: 51 }, (_, i) => [
@@ -37,16 +41,12 @@ Deno.test("lineChart() labels many x values with round ticks, not one label each
   const svg = lineChart([{ title: "RSS", yLabel: "MiB", series: [{ name: "a", points }] }], {
     xLabel: "seconds",
   });
-  const xLabels = [...svg.matchAll(/y="272" text-anchor="middle">([^<]*)</g)].map((m) => m[1]);
-  assert.deepEqual(xLabels, ["10", "20", "30", "40"]);
+  assert.deepEqual(xLabels(svg), ["10", "20", "30", "40"]);
   // Few x values (concurrencies) keep a label each.
   const few = lineChart([{
     title: "p99",
     yLabel: "ms",
     series: [{ name: "a", points: [[1, 2], [8, 5], [32, 18]] }],
   }], { xLabel: "concurrency", logX: true });
-  assert.deepEqual(
-    [...few.matchAll(/y="272" text-anchor="middle">([^<]*)</g)].map((m) => m[1]),
-    ["1", "8", "32"],
-  );
+  assert.deepEqual(xLabels(few), ["1", "8", "32"]);
 });
