@@ -113,3 +113,8 @@ export async function loadWeights(
 export async function loadWeightsMeta(dir: string): Promise<Record<string, unknown>> {
   return JSON.parse(await Deno.readTextFile(`${dir}/weights.json`)).meta ?? {};
 }
+
+/** The weights folders a `--init` value names (one, or several comma-separated to average). */
+export function initDirs(init: string): string[] {
+  return init.split(",").map((d) => d.trim()).filter((d) => d !== "");
+}

@@ -183,7 +183,7 @@ export function renderCardSection(manifest: Manifest): string {
       const epochs = stages.reduce((a, st) => a + st.epochs, 0);
       const minutes = Math.round(stages.reduce((a, st) => a + st.seconds, 0) / 60);
       lines.push(
-        `All ${stages.length} stages (each \`--init\` from the one before), ${epochs} epochs and ` +
+        `All ${stages.length} stages, first to last (each starts from the weights its \`--init\` names), ${epochs} epochs and ` +
           `${minutes} min of training in all:`,
         "",
         ...stages.map((st, i) =>

@@ -7,7 +7,7 @@
  * deno task export --random-seed 1 --alpha 0.25 --plan imagenet_stem1 --resolution 28
  */
 import { FASHION_MNIST_LABELS, loadIdxDataset } from "../train/data.ts";
-import { loadWeights, loadWeightsMeta, type NamedTensors } from "../weights.ts";
+import { initDirs, loadWeights, loadWeightsMeta, type NamedTensors } from "../weights.ts";
 import type { CalibrationMethod } from "./calibrate.ts";
 import { INPUT_NAME, OUTPUT_NAME } from "./float_graph.ts";
 import {
@@ -151,31 +151,34 @@ async function resolveCheckpoint(dir: string): Promise<string> {
 
 /** Runs the whole export for one model and upserts its manifest entry. */
 /**
- * A checkpoint's lineage, first run to last: the run itself, then whatever its `recipe.init` named
- * (another run's `model/` folder), and so on. A stage whose folder is gone ends the walk there.
+ * A checkpoint's lineage, first run to last: the runs its `recipe.init` named (another run's
+ * `model/` folder, or several comma-separated whose weights it averaged), theirs before them, and
+ * so on, each once and after every run it started from; the run itself last. A stage whose folder
+ * is gone ends that branch.
  */
 export async function trainingStages(dir: string): Promise<TrainingStage[]> {
   const out: TrainingStage[] = [];
   const seen = new Set<string>();
-  let at: string | undefined = dir;
-  while (at && !seen.has(at)) {
+  const visit = async (at: string): Promise<void> => {
+    if (seen.has(at)) return;
     seen.add(at);
     let meta: Record<string, unknown>;
     try {
       meta = await loadWeightsMeta(at);
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) break;
+      if (e instanceof Deno.errors.NotFound) return;
       throw e;
     }
-    out.unshift({
+    const init = (meta.recipe as { init?: unknown } | undefined)?.init;
+    if (typeof init === "string") { for (const d of initDirs(init)) await visit(d); }
+    out.push({
       checkpoint: at,
       epochs: Number(meta.epochs ?? 0),
       seconds: Number(meta.seconds ?? 0),
       command: String(meta.command ?? ""),
     });
-    const init = (meta.recipe as { init?: unknown } | undefined)?.init;
-    at = typeof init === "string" && init !== "" ? init : undefined;
-  }
+  };
+  await visit(dir);
   return out;
 }
 

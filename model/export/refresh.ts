@@ -54,18 +54,22 @@ export async function listRuns(runsDir: string): Promise<RunCandidate[]> {
     } catch {
       continue; // no finished epoch yet
     }
-    // A finished epoch's accuracy, else a mid-epoch snapshot's (`train.ts --snapshot`).
+    // A finished epoch's accuracy, else a mid-epoch snapshot's (`train.ts --snapshot`), else an
+    // average's (`train.ts --epochs 0 --init A,B,..`).
     const snapshot = meta.snapshot as { testAccuracy?: unknown } | undefined;
+    const average = meta.average as
+      | { testAccuracy?: unknown; testAccuracyByResolution?: Record<string, number> }
+      | undefined;
     const acc = Array.isArray(meta.testAccuracy) && meta.testAccuracy.length > 0
       ? meta.testAccuracy.at(-1)
-      : snapshot?.testAccuracy;
+      : snapshot?.testAccuracy ?? average?.testAccuracy;
     if (meta.arch !== "mobilenet_v1" || typeof meta.alpha !== "number" || typeof acc !== "number") {
       continue;
     }
     const last = Array.isArray(meta.history) ? meta.history.at(-1) : undefined;
     const byRes = Object.values(
       (last as { testAccuracyByResolution?: Record<string, number> } | undefined)
-        ?.testAccuracyByResolution ?? {},
+        ?.testAccuracyByResolution ?? average?.testAccuracyByResolution ?? {},
     ).filter((a) => typeof a === "number");
     out.push({
       dir,

@@ -18,7 +18,7 @@ import {
   STRIDE_PLANS,
   type StridePlan,
 } from "../spec.ts";
-import { loadWeights, type NamedTensors, saveWeights } from "../weights.ts";
+import { initDirs, loadWeights, type NamedTensors, saveWeights } from "../weights.ts";
 import { resizeArea } from "../../kernels/image/resize.ts";
 import {
   type AugmentOptions,
@@ -61,7 +61,11 @@ export interface TrainOptions {
    * Empty: only the base resolution (single-resolution training).
    */
   resolutions: number[];
-  /** Start from this weights folder (another run's `model/`): fine-tuning. Empty: random init. */
+  /**
+   * Start from this weights folder (another run's `model/`): fine-tuning. Several, comma-separated:
+   * start from the mean of their weights (weight averaging of fine-tunes that share a start, a
+   * "model soup"). Empty: random init.
+   */
   init: string;
   /**
    * Frozen-BN training: BN normalizes with moving statistics (re-estimated on the resolution mix
@@ -372,19 +376,30 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   } else {
     weights = initWeights(spec, new Rng(o.seed));
     if (o.init) {
-      // Fine-tuning: every tensor of the spec comes from the other run (shapes checked).
-      const src = (await loadWeights(o.init)).tensors;
+      // Fine-tuning: every tensor of the spec comes from the other run(s) (shapes checked); from
+      // several, their element-wise mean.
+      const dirs = initDirs(o.init);
+      const srcs = [];
+      for (const d of dirs) srcs.push({ dir: d, tensors: (await loadWeights(d)).tensors });
       for (const p of infos) {
-        const t = src.get(p.name);
-        if (!t || t.data.length !== p.size) {
-          throw new TypeError(
-            `Cannot initialize from ${o.init} as ${p.name} must hold ${p.size} values [${p.shape}]: ` +
-              `current ${t ? `[${t.shape}]` : "missing"}`,
-          );
+        const data = new Float32Array(p.size);
+        for (const { dir, tensors } of srcs) {
+          const t = tensors.get(p.name);
+          if (!t || t.data.length !== p.size) {
+            throw new TypeError(
+              `Cannot initialize from ${dir} as ${p.name} must hold ${p.size} values [${p.shape}]: ` +
+                `current ${t ? `[${t.shape}]` : "missing"}`,
+            );
+          }
+          for (let i = 0; i < p.size; i++) data[i] = data[i]! + t.data[i]! / srcs.length;
         }
-        weights.set(p.name, { shape: [...p.shape], data: new Float32Array(t.data) });
+        weights.set(p.name, { shape: [...p.shape], data });
       }
-      log(`initialized from ${o.init}`);
+      log(
+        dirs.length > 1
+          ? `initialized from the mean of ${dirs.length} runs' weights: ${dirs.join(", ")}`
+          : `initialized from ${o.init}`,
+      );
     }
     opt = new Optimizer(trainable.reduce((a, p) => a + p.size, 0));
     state = {
@@ -485,22 +500,49 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       (multiRes ? `, resolutions ${o.resolutions.join(",")}` : ""),
   );
   let stepsRun = 0;
+  /** Re-estimates the BN moving statistics for the current weights on batches at `sides`. */
+  const setBn = async (bnSeed: number, sides: number[]) => {
+    const bn = await reestimateBn(
+      pool,
+      flat,
+      data.train,
+      bopts,
+      o.bnBatches,
+      o.bnBatchSize,
+      bnSeed,
+      sides,
+    );
+    for (const [k, v] of bn) weights.set(k, v);
+  };
+  /**
+   * Re-estimates the BN statistics for the current weights, then tests the base side and, when
+   * `allSides` (multi-resolution runs), every train-time side (`byRes`, empty otherwise).
+   */
+  const reestimateAndTest = async (bnSeed: number, allSides: boolean) => {
+    await setBn(bnSeed, multiRes ? o.resolutions : []);
+    const acc = await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch);
+    const byRes: Record<string, number> = {};
+    if (multiRes && allSides) {
+      for (const r of evalRes) {
+        byRes[String(r)] = r === spec.resolution
+          ? acc
+          : await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch, r);
+      }
+    }
+    return { acc, byRes };
+  };
+  /** The log's per-side accuracies ("" when none were tested). */
+  const perSide = (byRes: Record<string, number>) =>
+    Object.keys(byRes).length
+      ? `; test acc per resolution ${
+        Object.entries(byRes).map(([r, a]) => `${r}: ${(100 * a).toFixed(2)}%`).join(", ")
+      } (BN on a mix of them)`
+      : "";
   if (o.snapshot) {
     try {
       if (!loaded) throw new TypeError(`Cannot snapshot ${o.out} as it has no checkpoint to read`);
       const t0 = performance.now();
-      const bn = await reestimateBn(
-        pool,
-        flat,
-        data.train,
-        bopts,
-        o.bnBatches,
-        o.bnBatchSize,
-        o.seed + state.epoch,
-        multiRes ? o.resolutions : [],
-      );
-      for (const [k, v] of bn) weights.set(k, v);
-      const acc = await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch);
+      const { acc } = await reestimateAndTest(o.seed + state.epoch, false);
       const m = meta();
       delete m.state;
       m.snapshot = {
@@ -516,6 +558,36 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           (100 * acc).toFixed(2)
         }% ` +
           `(BN re-estimated; ${((performance.now() - t0) / 1000).toFixed(1)} s) -> ${o.out}/model`,
+      );
+      return { spec, history: state.history, stepLosses, stepResolutions, weights };
+    } finally {
+      pool.close();
+    }
+  }
+  if (o.epochs === 0 && !o.snapshot) {
+    // No training: --init's weights (one run's, or the mean of several) with BN re-estimated,
+    // tested at every resolution and written to model/ as `meta.average`.
+    try {
+      if (!o.init) {
+        throw new RangeError(
+          `Cannot run --epochs 0 without --init, as it evaluates --init's weights`,
+        );
+      }
+      const t0 = performance.now();
+      const { acc, byRes } = await reestimateAndTest(o.seed, true);
+      const m = meta();
+      delete m.state;
+      m.average = {
+        sources: initDirs(o.init),
+        testAccuracy: acc,
+        ...(Object.keys(byRes).length ? { testAccuracyByResolution: byRes } : {}),
+        testImages: data.test.n,
+      };
+      await saveWeights(`${o.out}/model`, weights, m);
+      log(
+        `${initDirs(o.init).length} runs' weights averaged: test acc ${(100 * acc).toFixed(2)}% ` +
+          `(BN re-estimated; ${((performance.now() - t0) / 1000).toFixed(1)} s)` +
+          perSide(byRes) + ` -> ${o.out}/model`,
       );
       return { spec, history: state.history, stepLosses, stepResolutions, weights };
     } finally {
@@ -550,17 +622,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         if (o.maxSteps > 0 && stepsRun >= o.maxSteps) break;
         if (o.frozenBn && state.step % o.bnEvery === 0) {
           // The statistics between re-estimations travel in the checkpoint (exact resume).
-          const bn = await reestimateBn(
-            pool,
-            flat,
-            data.train,
-            bopts,
-            o.bnBatches,
-            o.bnBatchSize,
-            o.seed + 100003 * state.epoch + state.step,
-            evalRes,
-          );
-          for (const [k, v] of bn) weights.set(k, v);
+          await setBn(o.seed + 100003 * state.epoch + state.step, evalRes);
         }
         const cur = bufs[state.step % 2]!;
         const curPx = cur.r * cur.r * spec.inputChannels;
@@ -632,27 +694,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       }
       // Epoch end: re-estimate BN statistics, evaluate, checkpoint.
       const tEval = performance.now();
-      const bn = await reestimateBn(
-        pool,
-        flat,
-        data.train,
-        bopts,
-        o.bnBatches,
-        o.bnBatchSize,
-        o.seed + state.epoch,
-        multiRes ? o.resolutions : [],
-      );
-      for (const [k, v] of bn) weights.set(k, v);
-      const acc = await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch);
-      const byRes: Record<string, number> = {};
       const allRes = (state.epoch + 1) % o.evalEvery === 0 || state.epoch + 1 === o.epochs;
-      if (multiRes && allRes) {
-        for (const r of evalRes) {
-          byRes[String(r)] = r === spec.resolution
-            ? acc
-            : await evaluate(pool, flat, stats(), data.test, bopts, o.evalBatch, r);
-        }
-      }
+      const { acc, byRes } = await reestimateAndTest(o.seed + state.epoch, allRes);
       const rec: EpochRecord = {
         epoch: state.epoch + 1,
         loss: state.epochLoss / state.epochSeen,
@@ -662,7 +705,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         phase,
         imagesPerSecond: 0,
         seconds: 0,
-        ...(multiRes && allRes ? { testAccuracyByResolution: byRes } : {}),
+        ...(Object.keys(byRes).length ? { testAccuracyByResolution: byRes } : {}),
       };
       state.history.push(rec);
       const totalSeconds = state.seconds;
@@ -680,11 +723,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           `eval ${((performance.now() - tEval) / 1000).toFixed(1)} s) training time ${
             fmtTime(totalSeconds)
           }` +
-          (multiRes && allRes
-            ? `; test acc per resolution ${
-              Object.entries(byRes).map(([r, a]) => `${r}: ${(100 * a).toFixed(2)}%`).join(", ")
-            } (BN on a mix of them)`
-            : ""),
+          perSide(byRes),
       );
       state.epoch++;
       state.step = 0;
@@ -719,7 +758,9 @@ const USAGE = `deno task train [options]
   --resolutions LIST   train-time sides, e.g. 14,18,21,24,28: one drawn per step (seeded), the batch
                        area-resized to it as the server does; BN re-estimated on a mix; test accuracy
                        recorded per side (default: only --resolution)
-  --init DIR           start from these weights (another run's model/ folder): fine-tuning
+  --init DIR[,DIR..]   start from these weights (another run's model/ folder): fine-tuning; from
+                       several, from the mean of their weights (a model soup); with --epochs 0
+                       only re-estimate BN, test and write OUT/model
   --frozen-bn          train with BN in inference mode (moving statistics re-estimated on the
                        resolution mix every --bn-every steps, default 200): one BN set for all sides
   --weight-qmax Q      quantization-aware training: weights fake-quantized to -Q..Q (1..64) in

@@ -148,3 +148,26 @@ Deno.test("trainingStages() follows recipe.init from the first run to the export
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("trainingStages() lists every run a weight average started from, shared ancestors once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const t = new Map([["x", { shape: [1], data: new Float32Array([1]) }]]);
+    const run = (name: string, epochs: number, init?: string) =>
+      saveWeights(`${dir}/${name}/model`, t, {
+        epochs,
+        seconds: 100 * epochs,
+        command: `train ${name}`,
+        ...(init ? { recipe: { init } } : {}),
+      });
+    await run("a", 4);
+    await run("b", 1, `${dir}/a/model`);
+    await run("c", 2, `${dir}/a/model`);
+    await run("soup", 0, `${dir}/b/model,${dir}/c/model`);
+    const stages = await trainingStages(`${dir}/soup/model`);
+    assert.deepEqual(stages.map((s) => s.command), ["train a", "train b", "train c", "train soup"]);
+    assert.equal(stages.reduce((a, s) => a + s.epochs, 0), 7);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -87,3 +87,29 @@ Deno.test("bestPerAlpha() with --max-qmax keeps only runs trained for that weigh
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("listRuns() counts a weight average (train --epochs 0 --init A,B) with its per-side accuracy", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const t = new Map([["x", { shape: [1], data: new Float32Array([1]) }]]);
+    const base = { arch: "mobilenet_v1", alpha: 1, epochs: 0, testAccuracy: [], history: [] };
+    await saveWeights(`${dir}/trained/model`, t, {
+      ...base,
+      epochs: 1,
+      testAccuracy: [0.93],
+      history: [{ testAccuracyByResolution: { "14": 0.89, "28": 0.93 } }],
+    });
+    await saveWeights(`${dir}/soup/model`, t, {
+      ...base,
+      average: { testAccuracy: 0.935, testAccuracyByResolution: { "14": 0.895, "28": 0.935 } },
+    });
+    const runs = await listRuns(dir);
+    const soup = runs.find((r) => r.dir === `${dir}/soup/model`)!;
+    assert.equal(soup.testAccuracy, 0.935);
+    assert.equal(soup.resolutionsCovered, 2);
+    assert.ok(Math.abs(soup.meanAccuracy - 0.915) < 1e-12, `${soup.meanAccuracy}`);
+    assert.equal(bestPerAlpha(runs).get(1)!.dir, `${dir}/soup/model`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -146,6 +146,48 @@ Deno.test("--init starts from another run's weights and records it in the meta",
   }
 });
 
+Deno.test("--init A,B with --epochs 0 writes the mean of both runs' weights, tested at every side", async () => {
+  const a = await Deno.makeTempDir();
+  const b = await Deno.makeTempDir();
+  const c = await Deno.makeTempDir();
+  try {
+    await train(tiny(a, { limitTrain: 64 }));
+    await train(tiny(b, { limitTrain: 64, seed: 2 }));
+    const r = await train(tiny(c, { init: `${a}/model,${b}/model`, epochs: 0 }));
+    assert.equal(r.history.length, 0);
+    const [wa, wb, wc] = await Promise.all([a, b, c].map((d) => loadWeights(`${d}/model`)));
+    let checked = 0;
+    for (const [name, t] of wc!.tensors) {
+      if (name.endsWith("moving_mean") || name.endsWith("moving_variance")) continue;
+      const x = wa!.tensors.get(name)!.data;
+      const y = wb!.tensors.get(name)!.data;
+      for (let i = 0; i < t.data.length; i++) {
+        assert.ok(Math.abs(t.data[i]! - (x[i]! + y[i]!) / 2) < 1e-6, `${name}[${i}]`);
+      }
+      checked++;
+    }
+    assert.ok(checked > 10, `${checked} tensors compared`);
+    const avg = wc!.meta.average as {
+      sources: string[];
+      testAccuracy: number;
+      testAccuracyByResolution: Record<string, number>;
+    };
+    assert.deepEqual(avg.sources, [`${a}/model`, `${b}/model`]);
+    assert.deepEqual(Object.keys(avg.testAccuracyByResolution).sort(), ["14", "21", "28"]);
+    assert.equal(avg.testAccuracyByResolution["28"], avg.testAccuracy);
+    assert.equal(wc!.meta.epochs, 0);
+    // BN statistics are re-estimated for the mean, not averaged.
+    const mm = [...wc!.tensors.keys()].find((k) => k.endsWith("moving_mean"))!;
+    const avgMean = wc!.tensors.get(mm)!.data.map((_, i) =>
+      (wa!.tensors.get(mm)!.data[i]! + wb!.tensors.get(mm)!.data[i]!) / 2
+    );
+    assert.notDeepEqual(wc!.tensors.get(mm)!.data, avgMean);
+    await assert.rejects(() => train(tiny(c, { epochs: 0 })), /--epochs 0 without --init/);
+  } finally {
+    for (const d of [a, b, c]) await Deno.remove(d, { recursive: true });
+  }
+});
+
 Deno.test("--frozen-bn trains through fixed moving statistics, resumes exactly and records the recipe", async () => {
   const a = await Deno.makeTempDir();
   const b = await Deno.makeTempDir();
