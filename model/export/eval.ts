@@ -174,7 +174,10 @@ export function renderCardSection(manifest: Manifest): string {
           m.verification.floatOrtNode.toExponential(1)
         } (onnxruntime-node), ${m.verification.floatOrtWeb.toExponential(1)} (onnxruntime-web).`,
       "",
-      `Training: ${m.training.epochs} epochs, ${Math.round(m.training.seconds / 60)} min; ` +
+      (m.training.epochs === 0 && (m.training.stages?.length ?? 0) > 1
+        ? "Training: none in this last stage, which averages the weights of the runs its `--init` names " +
+          "and re-estimates BN for the mean (stages below); "
+        : `Training: ${m.training.epochs} epochs, ${Math.round(m.training.seconds / 60)} min; `) +
         `command \`${m.training.command}\`; recipe \`${m.training.recipe}\`.`,
       "",
     );

@@ -89,3 +89,31 @@ Deno.test("renderCardSection() tables every beta from the manifest and updateCar
   assert.match(updated, /\n\n## After\n$/);
   assert.doesNotMatch(updated, /91\.00%/);
 });
+
+Deno.test("renderCardSection() says a weight average's last stage trained nothing and lists its sources", () => {
+  const stage = (name: string, epochs: number) => ({
+    checkpoint: `runs/${name}/model`,
+    epochs,
+    seconds: 600 * epochs,
+    command: `deno task train --out runs/${name} --epochs ${epochs}`,
+  });
+  const soup: Manifest = {
+    ...example,
+    models: [{
+      ...example.models[0]!,
+      training: {
+        recipe: "{}",
+        epochs: 0,
+        seconds: 0,
+        command: "deno task train --out runs/soup --epochs 0 --init runs/a/model,runs/b/model",
+        stages: [stage("a", 2), stage("b", 1), stage("soup", 0)],
+      },
+    }],
+  };
+  const section = renderCardSection(soup);
+  assert.match(section, /Training: none in this last stage, which averages the weights/);
+  assert.match(section, /All 3 stages, first to last .*3 epochs and 30 min/s);
+  assert.doesNotMatch(section, /Training: 0 epochs/);
+  // An ordinary run keeps its epochs and minutes.
+  assert.match(renderCardSection(example), /Training: 3 epochs, 60 min/);
+});
