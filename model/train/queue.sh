@@ -261,3 +261,8 @@ soup s8_a100_soup4_q7 $R/s7_a100_noaug_fbn_photo_q7/model,$R/s7_a100_light_fbn_p
 # Results: the three seeds: 93.23% at 28x28 (89.49% at 14x14, mean 91.85%); all four: 93.31%
 # (89.55%, mean 91.86%). Every average lands within 0.1 point of the best pair's mean (91.88%), and
 # each beats its best ingredient's by 0.1-0.2; refresh.ts ships the pair (s8_a100_soup2_q7).
+# Next lever for 94% (session 8, unfinished when the session ended): alpha 1.0 fits its training set
+# better than the test set, and Adam throughout is all it has had; SGD with momentum 0.9 and weight
+# decay 5e-4 (the seed's second phase) at 5e-3 with the light augmentation, from s7_a100_noaug.
+run s8_a100_sgd_wd --alpha 1.0 --epochs 4 "${COMMON[@]}" "${MULTIRES_W28[@]}" --sgd-epochs 4 \
+  --sgd-lr 5e-3 --eval-every 4 --augment light --init $R/s7_a100_noaug/model
