@@ -335,6 +335,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const log = (s: string) => {
     if (!o.quiet) console.log(s);
   };
+  if (o.epochs === 0 && !o.snapshot && !o.init) {
+    // Checked before the data loads and the workers start.
+    throw new RangeError(`Cannot run --epochs 0 without --init, as it evaluates --init's weights`);
+  }
   const data = await loadData(o);
   if (o.limitTrain > 0) data.train = takeFirst(data.train, o.limitTrain);
   if (o.limitTest > 0) data.test = takeFirst(data.test, o.limitTest);
@@ -564,28 +568,24 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       pool.close();
     }
   }
-  if (o.epochs === 0 && !o.snapshot) {
+  if (o.epochs === 0) {
     // No training: --init's weights (one run's, or the mean of several) with BN re-estimated,
     // tested at every resolution and written to model/ as `meta.average`.
     try {
-      if (!o.init) {
-        throw new RangeError(
-          `Cannot run --epochs 0 without --init, as it evaluates --init's weights`,
-        );
-      }
+      const sources = initDirs(o.init);
       const t0 = performance.now();
       const { acc, byRes } = await reestimateAndTest(o.seed, true);
       const m = meta();
       delete m.state;
       m.average = {
-        sources: initDirs(o.init),
+        sources,
         testAccuracy: acc,
         ...(Object.keys(byRes).length ? { testAccuracyByResolution: byRes } : {}),
         testImages: data.test.n,
       };
       await saveWeights(`${o.out}/model`, weights, m);
       log(
-        `${initDirs(o.init).length} runs' weights averaged: test acc ${(100 * acc).toFixed(2)}% ` +
+        `${sources.length} runs' weights averaged: test acc ${(100 * acc).toFixed(2)}% ` +
           `(BN re-estimated; ${((performance.now() - t0) / 1000).toFixed(1)} s)` +
           perSide(byRes) + ` -> ${o.out}/model`,
       );
