@@ -284,6 +284,6 @@ run s9_a100_cifar_q7 --alpha 1.0 --epochs "${EPOCHS_S9_CIFAR:-4}" --plan cifar -
 # Result: test accuracy at 28x28 after epochs 1-3: 89.80, 90.65, 90.99% (epoch 2 per side 14: 90.13,
 # 18: 90.83, 21: 90.77, 25: 90.37, 28: 90.65%); training accuracy 86.5, 91.1, 91.6%, flat within
 # epochs 2 and 3 (the stem1 photo stage it started from trained at 93.5%). 2h02m for 3 epochs
-# (25 img/s with BN re-estimation and evaluation). Below the stem1 soup (93.38%) at every side but
+# (history.jsonl: 24.9-25.7 img/s over whole epochs). Below the stem1 soup (93.38%) at every side but
 # 14x14 (89.34%), at 3.3x the multiply-adds: not adopted. Stopped after epoch 3 for the session's
-# time; the queue resumes it with epoch 4 (2.7e-5).
+# time; the queue resumes it with epoch 4 (2.7e-5) where its checkpoint/ (not committed) is present.
