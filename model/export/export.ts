@@ -149,7 +149,6 @@ async function resolveCheckpoint(dir: string): Promise<string> {
   );
 }
 
-/** Runs the whole export for one model and upserts its manifest entry. */
 /**
  * A checkpoint's lineage, first run to last: the runs its `recipe.init` named (another run's
  * `model/` folder, or several comma-separated whose weights it averaged), theirs before them, and
@@ -182,6 +181,7 @@ export async function trainingStages(dir: string): Promise<TrainingStage[]> {
   return out;
 }
 
+/** Runs the whole export for one model and upserts its manifest entry. */
 export async function runExport(args: ExportArgs, command: string): Promise<ManifestModel> {
   const log = (s: string) => console.log(s);
   const data = await loadIdxDataset(args.data);

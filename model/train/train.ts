@@ -542,54 +542,58 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         Object.entries(byRes).map(([r, a]) => `${r}: ${(100 * a).toFixed(2)}%`).join(", ")
       } (BN on a mix of them)`
       : "";
-  if (o.snapshot) {
+  /**
+   * No training: re-estimates BN for the current weights, tests them, writes OUT/model with
+   * `meta[key]` (`fields` plus the accuracies) and logs `what` with the result.
+   */
+  const writeTested = async (
+    key: "snapshot" | "average",
+    fields: Record<string, unknown>,
+    bnSeed: number,
+    allSides: boolean,
+    what: string,
+  ) => {
+    const t0 = performance.now();
+    const { acc, byRes } = await reestimateAndTest(bnSeed, allSides);
+    const m = meta();
+    delete m.state;
+    m[key] = {
+      ...fields,
+      testAccuracy: acc,
+      ...(Object.keys(byRes).length ? { testAccuracyByResolution: byRes } : {}),
+      testImages: data.test.n,
+    };
+    await saveWeights(`${o.out}/model`, weights, m);
+    log(
+      `${what}: test acc ${(100 * acc).toFixed(2)}% ` +
+        `(BN re-estimated; ${((performance.now() - t0) / 1000).toFixed(1)} s)` +
+        perSide(byRes) + ` -> ${o.out}/model`,
+    );
+    return { spec, history: state.history, stepLosses, stepResolutions, weights };
+  };
+  if (o.snapshot || o.epochs === 0) {
     try {
-      if (!loaded) throw new TypeError(`Cannot snapshot ${o.out} as it has no checkpoint to read`);
-      const t0 = performance.now();
-      const { acc } = await reestimateAndTest(o.seed + state.epoch, false);
-      const m = meta();
-      delete m.state;
-      m.snapshot = {
-        epoch: state.epoch,
-        step: state.step,
-        stepsPerEpoch,
-        testAccuracy: acc,
-        testImages: data.test.n,
-      };
-      await saveWeights(`${o.out}/model`, weights, m);
-      log(
-        `snapshot of epoch ${state.epoch + 1} at step ${state.step}/${stepsPerEpoch}: test acc ${
-          (100 * acc).toFixed(2)
-        }% ` +
-          `(BN re-estimated; ${((performance.now() - t0) / 1000).toFixed(1)} s) -> ${o.out}/model`,
-      );
-      return { spec, history: state.history, stepLosses, stepResolutions, weights };
-    } finally {
-      pool.close();
-    }
-  }
-  if (o.epochs === 0) {
-    // No training: --init's weights (one run's, or the mean of several) with BN re-estimated,
-    // tested at every resolution and written to model/ as `meta.average`.
-    try {
+      if (o.snapshot) {
+        if (!loaded) {
+          throw new TypeError(`Cannot snapshot ${o.out} as it has no checkpoint to read`);
+        }
+        return await writeTested(
+          "snapshot",
+          { epoch: state.epoch, step: state.step, stepsPerEpoch },
+          o.seed + state.epoch,
+          false,
+          `snapshot of epoch ${state.epoch + 1} at step ${state.step}/${stepsPerEpoch}`,
+        );
+      }
+      // --epochs 0: --init's weights (one run's, or the mean of several), tested at every side.
       const sources = initDirs(o.init);
-      const t0 = performance.now();
-      const { acc, byRes } = await reestimateAndTest(o.seed, true);
-      const m = meta();
-      delete m.state;
-      m.average = {
-        sources,
-        testAccuracy: acc,
-        ...(Object.keys(byRes).length ? { testAccuracyByResolution: byRes } : {}),
-        testImages: data.test.n,
-      };
-      await saveWeights(`${o.out}/model`, weights, m);
-      log(
-        `${sources.length} runs' weights averaged: test acc ${(100 * acc).toFixed(2)}% ` +
-          `(BN re-estimated; ${((performance.now() - t0) / 1000).toFixed(1)} s)` +
-          perSide(byRes) + ` -> ${o.out}/model`,
+      return await writeTested(
+        "average",
+        { sources },
+        o.seed,
+        true,
+        `${sources.length} runs' weights averaged`,
       );
-      return { spec, history: state.history, stepLosses, stepResolutions, weights };
     } finally {
       pool.close();
     }
