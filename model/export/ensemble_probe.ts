@@ -16,6 +16,7 @@ import { buildFloatModel } from "./float_graph.ts";
 import { encodeModel } from "./onnx_writer.ts";
 import {
   accuracyOf,
+  basePlan,
   type ImageSet,
   nodeSession,
   parseCheckpointMeta,
@@ -89,13 +90,7 @@ if (import.meta.main) {
     classes = spec.classes;
     const folded = foldedAsTrained(foldModel(spec, w.tensors), meta.weightQmax);
     const session = await nodeSession(encodeModel(buildFloatModel(spec, folded)));
-    const plan = {
-      resolution: spec.resolution,
-      base: spec.resolution,
-      fit: meta.fit,
-      mean: meta.mean,
-      std: meta.std,
-    };
+    const plan = basePlan(meta);
     const p = softmaxRows(await runNode(session, test, idx, plan, classes), classes);
     const f = softmaxRows(await runNode(session, flipped, idx, plan, classes), classes);
     await session.release();

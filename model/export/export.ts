@@ -18,6 +18,7 @@ import {
   writeManifest,
 } from "./manifest.ts";
 import {
+  basePlan,
   type CheckpointMeta,
   exportModel,
   type ImageSet,
@@ -220,13 +221,7 @@ export async function runExport(args: ExportArgs, command: string): Promise<Mani
       trained ? "trained" : "UNTRAINED stand-in"
     }`,
   );
-  const plan = {
-    resolution: spec.resolution,
-    base: spec.resolution,
-    fit: meta.fit,
-    mean: meta.mean,
-    std: meta.std,
-  };
+  const plan = basePlan(meta);
   const r = await exportModel({
     spec,
     tensors,

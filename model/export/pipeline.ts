@@ -165,6 +165,13 @@ export function specFromMeta(
   });
 }
 
+/** A checkpoint's own input plan: its base resolution, fit and normalization (beta 1). */
+export function basePlan(
+  m: Pick<CheckpointMeta, "resolution" | "fit" | "mean" | "std">,
+): InputPlan {
+  return { resolution: m.resolution, base: m.resolution, fit: m.fit, mean: m.mean, std: m.std };
+}
+
 export function argmax(logits: Float32Array, i: number, classes: number): number {
   let best = 0;
   for (let c = 1; c < classes; c++) {

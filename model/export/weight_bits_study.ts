@@ -19,6 +19,7 @@ import { encodeModel } from "./onnx_writer.ts";
 import {
   accuracyOf,
   argmax,
+  basePlan,
   inputBatch,
   nodeSession,
   parseCheckpointMeta,
@@ -46,7 +47,7 @@ const { tensors, meta: raw } = await loadWeights(dir);
 const meta = parseCheckpointMeta(raw);
 const spec = specFromMeta(meta);
 const r = spec.resolution;
-const plan = { resolution: r, base: r, fit: meta.fit, mean: meta.mean, std: meta.std };
+const plan = basePlan(meta);
 const folded = foldModel(spec, tensors);
 const cal = sampleIndices(1000, 0, ds.train.n, 1234);
 const batches = [];
