@@ -93,18 +93,46 @@ export interface LoadedCheckpoint {
   meta: Record<string, unknown>;
 }
 
+/** The complete checkpoint folder: `<dir>`, or `<dir>.old` when a swap was interrupted. */
+export async function checkpointPath(dir: string): Promise<string | undefined> {
+  for (const d of [dir, `${dir}.old`]) {
+    if ((await exists(`${d}/weights.json`)) && (await exists(`${d}/optimizer/weights.json`))) {
+      return d;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The last epoch a run folder records as finished: the largest `epoch` in `<out>/history.jsonl`,
+ * counted only when `<out>/model/weights.json` exists (each epoch writes `model/` before its
+ * history line); 0 when either is missing.
+ */
+export async function finishedEpochs(out: string): Promise<number> {
+  if (!(await exists(`${out}/model/weights.json`))) return 0;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${out}/history.jsonl`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
+  }
+  let last = 0;
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    const epoch = Number((JSON.parse(line) as { epoch?: unknown }).epoch);
+    if (Number.isInteger(epoch) && epoch > last) last = epoch;
+  }
+  return last;
+}
+
 /** Loads `<dir>` (or `<dir>.old` when a swap was interrupted); undefined when neither exists. */
 export async function loadCheckpoint(
   dir: string,
   trainable: ParamInfo[],
 ): Promise<LoadedCheckpoint | undefined> {
-  let d = dir;
-  if (!(await exists(`${d}/weights.json`)) || !(await exists(`${d}/optimizer/weights.json`))) {
-    d = `${dir}.old`;
-    if (!(await exists(`${d}/weights.json`)) || !(await exists(`${d}/optimizer/weights.json`))) {
-      return undefined;
-    }
-  }
+  const d = await checkpointPath(dir);
+  if (d === undefined) return undefined;
   const { tensors, meta } = await loadWeights(d);
   const os = await loadWeights(`${d}/optimizer`);
   const size = trainable.reduce((a, p) => a + p.size, 0);

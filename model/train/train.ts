@@ -29,7 +29,14 @@ import {
   NO_AUGMENT,
   SEED_AUGMENT,
 } from "./augment.ts";
-import { flatten, loadCheckpoint, saveCheckpoint, unflatten } from "./checkpoint.ts";
+import {
+  checkpointPath,
+  finishedEpochs,
+  flatten,
+  loadCheckpoint,
+  saveCheckpoint,
+  unflatten,
+} from "./checkpoint.ts";
 import {
   channelStats,
   type DataSplits,
@@ -748,6 +755,37 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   return { spec, history: state.history, stepLosses, stepResolutions, weights };
 }
 
+/**
+ * What `--resume` finds in `o.out`, checked before any data loads: `finished` when its
+ * `history.jsonl` already records `--epochs` epochs (with `model/` written), so a queue that walks
+ * its finished runs returns at once and writes nothing. Throws when the folder records fewer
+ * epochs than asked but holds no checkpoint (the large runs' checkpoints are not committed, so a
+ * fresh clone has none): training would start again from epoch 1 and overwrite the committed
+ * `model/`. Without `--resume`, with `--snapshot` or with `--epochs 0` it always says train.
+ */
+export async function resumeStatus(
+  o: Pick<TrainOptions, "out" | "resume" | "snapshot" | "epochs">,
+): Promise<{ finished: boolean; message: string }> {
+  if (!o.resume || o.snapshot || o.epochs === 0) return { finished: false, message: "" };
+  const done = await finishedEpochs(o.out);
+  if (done >= o.epochs) {
+    return {
+      finished: true,
+      message: `${o.out} is finished: its history.jsonl records epoch ${done} of the ${o.epochs} ` +
+        `asked and model/ holds its weights; nothing to train`,
+    };
+  }
+  if (done > 0 && (await checkpointPath(`${o.out}/checkpoint`)) === undefined) {
+    throw new TypeError(
+      `Cannot resume ${o.out} as its checkpoint/ is missing while history.jsonl records ` +
+        `${done} of the ${o.epochs} epochs asked (checkpoints of large runs are not committed): ` +
+        `pass --epochs ${done} to accept it as finished, or train further into a new --out ` +
+        `with --init ${o.out}/model`,
+    );
+  }
+  return { finished: false, message: "" };
+}
+
 // --- command line ---------------------------------------------------------------------------
 
 const USAGE = `deno task train [options]
@@ -773,7 +811,9 @@ const USAGE = `deno task train [options]
   --channels 1|3       channels of folder datasets (default 1)
   --epochs N --batch B --seed S --workers W (default 3, 64, 1, 2)
   --kernels K          ${GRAD_KERNELS.join(" | ")} (gradient kernels)
-  --resume             continue from OUT/checkpoint
+  --resume             continue from OUT/checkpoint (a run whose history.jsonl already records
+                       --epochs epochs is left as it is)
+  --status             print what --resume would do (train, or finished: ...) and exit
   --ckpt-every N       checkpoint every N steps (default 200)
   --augment NAME       light | seed | none; then --hflip P --vflip P --rotate DEG --translate F
                        --perspective P --erase P --pad-crop PX override single values;
@@ -1028,9 +1068,19 @@ export function parseArgs(args: string[]): TrainOptions {
 }
 
 if (import.meta.main) {
-  const o = parseArgs(Deno.args);
-  o.command = ["deno task train", ...Deno.args].join(" ");
-  await Deno.mkdir(o.out, { recursive: true });
-  await Deno.writeTextFile(`${o.out}/command.txt`, o.command + "\n", { append: true });
-  await train(o);
+  // --status (command line only): print what --resume would do and exit (the queue's check).
+  const statusOnly = Deno.args.includes("--status");
+  const args = Deno.args.filter((a) => a !== "--status");
+  const o = parseArgs(args);
+  const status = await resumeStatus(o);
+  if (statusOnly) {
+    console.log(status.finished ? `finished: ${status.message}` : "train");
+  } else if (status.finished) {
+    console.log(status.message);
+  } else {
+    o.command = ["deno task train", ...args].join(" ");
+    await Deno.mkdir(o.out, { recursive: true });
+    await Deno.writeTextFile(`${o.out}/command.txt`, o.command + "\n", { append: true });
+    await train(o);
+  }
 }

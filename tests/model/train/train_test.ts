@@ -3,13 +3,14 @@ import { loadWeights } from "../../../model/weights.ts";
 import {
   DEFAULT_OPTIONS,
   parseArgs,
+  resumeStatus,
   train,
   type TrainOptions,
 } from "../../../model/train/train.ts";
 import { TrainPool } from "../../../model/train/pool.ts";
 import { buildSpec } from "../../../model/spec.ts";
 import { initWeights, paramInfos } from "../../../model/train/mobilenet.ts";
-import { flatten } from "../../../model/train/checkpoint.ts";
+import { finishedEpochs, flatten } from "../../../model/train/checkpoint.ts";
 import { Rng } from "../../../model/train/rng.ts";
 
 const tiny = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
@@ -184,6 +185,36 @@ Deno.test("--snapshot writes model/ from a mid-epoch checkpoint without training
       train(tiny(await Deno.makeTempDir(), { snapshot: true, resume: true })),
       /no checkpoint/,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--resume leaves a finished run alone and refuses to restart one whose checkpoint is gone", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const ask = (epochs: number, extra: { resume?: boolean; snapshot?: boolean } = {}) =>
+      resumeStatus({ out: dir, resume: true, snapshot: false, epochs, ...extra });
+    assert.equal(await finishedEpochs(dir), 0);
+    assert.equal((await ask(1)).finished, false, "an empty folder trains");
+    await train(tiny(dir, { epochs: 1 }));
+    assert.equal(await finishedEpochs(dir), 1);
+    const done = await ask(1);
+    assert.equal(done.finished, true);
+    assert.match(done.message, /records epoch 1 of the 1 asked/);
+    // More epochs asked: the checkpoint continues the run.
+    assert.equal((await ask(2)).finished, false);
+    // Neither a run without --resume nor a snapshot is skipped.
+    assert.equal((await ask(1, { resume: false })).finished, false);
+    assert.equal((await ask(1, { snapshot: true })).finished, false);
+    // As on a fresh clone, where the large runs' checkpoints are not committed.
+    await Deno.remove(`${dir}/checkpoint`, { recursive: true });
+    assert.equal((await ask(1)).finished, true);
+    await assert.rejects(ask(2), /checkpoint\/ is missing while history\.jsonl records 1 of the 2/);
+    // history.jsonl counts only with model/ written.
+    await Deno.remove(`${dir}/model`, { recursive: true });
+    assert.equal(await finishedEpochs(dir), 0);
+    assert.equal((await ask(1)).finished, false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
