@@ -363,8 +363,11 @@ run s11_a100_aug_28 --alpha 1.0 --epochs "${EPOCHS_S11_AUG_28:-4}" "${COMMON[@]}
 # minutes an epoch on this session's machine. Below its start (93.74%): the augmentation stops the
 # overfitting, not the test errors. Stopped after epoch 4 (asked for 6 when it started; epoch 5
 # would run at 2.7e-5). The two 28x28 models, weights averaged (same ancestor, BN re-estimated):
-[ -f $R/s11_a100_28_soup/model/weights.json ] || run s11_a100_28_soup --alpha 1.0 --epochs 0 "${COMMON[@]}" --augment none \
-  --init $R/s10_a100_noaug_28/model,$R/s11_a100_aug_28/model
+# (Like soup(): done when its model/ or its log's result is there; model/ is not committed.)
+[ -f $R/s11_a100_28_soup/model/weights.json ] ||
+  grep -q "weights averaged" $R/s11_a100_28_soup/train.log 2>/dev/null ||
+  run s11_a100_28_soup --alpha 1.0 --epochs 0 "${COMMON[@]}" --augment none \
+    --init $R/s10_a100_noaug_28/model,$R/s11_a100_aug_28/model
 # Result: 93.73% at 28x28 (its ingredients: 93.74 and 93.49%): no gain. alpha 1.0 stays at the
 # shipped soup (93.38% int8, every beta).
 # alpha 0.75 ships below alpha 0.5 and 0.25 at beta 1 (90.98% int8 against 91.52 and 91.37%): its
