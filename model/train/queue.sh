@@ -406,3 +406,11 @@ photo_stage s11_a075_noaug_b_fbn_photo_q5 0.75 1 3e-4 s11_a075_noaug_b --weight-
 # Result: s11_a075_noaug_b tested 92.20 and 92.28% at 28x28 (epoch 2: 14: 86.12, 18: 90.40, 21: 91.02,
 # 25: 90.56%); its -5..5 stage 91.79% (14: 88.59, 18: 90.78, 21: 91.38, 25: 91.45%; mean 90.80%
 # against 90.55% for s11_a075_noaug_fbn_photo_q5). Shipped as alpha 0.75.
+# The two alpha 0.75 -5..5 stages, weights averaged (as the shipped alpha 1.0 soup):
+[ -f $R/s11_a075_soup2_q5/model/weights.json ] ||
+  grep -q "weights averaged" $R/s11_a075_soup2_q5/train.log 2>/dev/null ||
+  run s11_a075_soup2_q5 --alpha 0.75 --epochs 0 "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn \
+    --resample 0.5 --augment none --weight-qmax 5 \
+    --init $R/s11_a075_noaug_fbn_photo_q5/model,$R/s11_a075_noaug_b_fbn_photo_q5/model
+# Result: 91.71% at 28x28 (14: 88.61, 18: 90.44, 21: 90.91, 25: 91.44%; mean 90.62% against 90.80%
+# for s11_a075_noaug_b_fbn_photo_q5 alone): not adopted.
