@@ -185,11 +185,15 @@ run s5_a100_stem1_28_w28_fbn_photo_q3 --alpha 1.0 --epochs "${EPOCHS_S5_100_FBN:
 # re-estimated on the alpha 1.0 photo stage's resolution mix, tested at every side (train.ts
 # --epochs 0). Skipped once done (NAME/model exists, or its log has the result: only the shipped
 # average's model/ is committed; the others are deterministic from their committed sources).
+# An average (--epochs 0) is done when its model/ or its log's result line is there (the model/ of
+# averages that did not ship is not committed).
+averaged() {
+  [ -f "$R/$1/model/weights.json" ] || grep -q "weights averaged" "$R/$1/train.log" 2>/dev/null
+}
 soup() {
   local name=$1 init=$2
   shift 2
-  [ -f "$R/$name/model/weights.json" ] && return 0
-  grep -q "weights averaged" "$R/$name/train.log" 2>/dev/null && return 0
+  averaged "$name" && return 0
   run "$name" --alpha 1.0 --epochs 0 "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn \
     --resample 0.5 --augment none --weight-qmax 7 "$@" --init "$init"
 }
@@ -363,9 +367,7 @@ run s11_a100_aug_28 --alpha 1.0 --epochs "${EPOCHS_S11_AUG_28:-4}" "${COMMON[@]}
 # minutes an epoch on this session's machine. Below its start (93.74%): the augmentation stops the
 # overfitting, not the test errors. Stopped after epoch 4 (asked for 6 when it started; epoch 5
 # would run at 2.7e-5). The two 28x28 models, weights averaged (same ancestor, BN re-estimated):
-# (Like soup(): done when its model/ or its log's result is there; model/ is not committed.)
-[ -f $R/s11_a100_28_soup/model/weights.json ] ||
-  grep -q "weights averaged" $R/s11_a100_28_soup/train.log 2>/dev/null ||
+averaged s11_a100_28_soup ||
   run s11_a100_28_soup --alpha 1.0 --epochs 0 "${COMMON[@]}" --augment none \
     --init $R/s10_a100_noaug_28/model,$R/s11_a100_aug_28/model
 # Result: 93.73% at 28x28 (its ingredients: 93.74 and 93.49%): no gain. alpha 1.0 stays at the
@@ -407,8 +409,7 @@ photo_stage s11_a075_noaug_b_fbn_photo_q5 0.75 1 3e-4 s11_a075_noaug_b --weight-
 # 25: 90.56%); its -5..5 stage 91.79% (14: 88.59, 18: 90.78, 21: 91.38, 25: 91.45%; mean 90.80%
 # against 90.55% for s11_a075_noaug_fbn_photo_q5). Shipped as alpha 0.75.
 # The two alpha 0.75 -5..5 stages, weights averaged (as the shipped alpha 1.0 soup):
-[ -f $R/s11_a075_soup2_q5/model/weights.json ] ||
-  grep -q "weights averaged" $R/s11_a075_soup2_q5/train.log 2>/dev/null ||
+averaged s11_a075_soup2_q5 ||
   run s11_a075_soup2_q5 --alpha 0.75 --epochs 0 "${COMMON[@]}" "${MULTIRES_W28[@]}" --frozen-bn \
     --resample 0.5 --augment none --weight-qmax 5 \
     --init $R/s11_a075_noaug_fbn_photo_q5/model,$R/s11_a075_noaug_b_fbn_photo_q5/model
