@@ -22,6 +22,15 @@ export interface ParamInfo {
   trainable: boolean;
 }
 
+/** Knowledge distillation's soft targets for one batch (`TfMobileNet.gradients`). */
+export interface DistillTargets {
+  /** n rows of the teachers' class probabilities at `temperature`. */
+  soft: Float32Array;
+  /** Share of the soft-target term in the loss, 0..1. */
+  weight: number;
+  temperature: number;
+}
+
 /** The named tensors of a spec, trainable ones first, in a fixed order. */
 export function paramInfos(spec: ModelSpec): ParamInfo[] {
   const train: ParamInfo[] = [];
@@ -346,7 +355,10 @@ export class TfMobileNet {
    * order) and the number of correct predictions, for one batch. `resolution` (default the spec's)
    * is the side of the images in `x`: the layers are convolutions, global pooling and FC, so the
    * same variables run at any input size (multi-resolution training). `frozenBn` trains through
-   * BN in inference mode (moving statistics fixed; gamma and beta still learn).
+   * BN in inference mode (moving statistics fixed; gamma and beta still learn). With `distill`
+   * the loss is knowledge distillation's (Hinton et al. 2015): `(1 - weight)` times the labels'
+   * cross-entropy plus `weight * T^2` times the cross-entropy of the teachers' soft targets
+   * (`soft`, n rows of class probabilities at temperature T) against softmax(logits / T).
    */
   gradients(
     x: Float32Array,
@@ -354,6 +366,7 @@ export class TfMobileNet {
     n: number,
     resolution: number = this.spec.resolution,
     frozenBn = false,
+    distill?: DistillTargets,
   ): {
     loss: number;
     correct: number;
@@ -376,7 +389,15 @@ export class TfMobileNet {
         const logits = this.forward(xt, !frozenBn);
         // variableGrads disposes intermediates: keep the predictions for the accuracy count.
         predT = tf.keep(tf.argMax(logits, 1));
-        return tf.losses.softmaxCrossEntropy(yt, logits) as tf.Scalar;
+        const hard = tf.losses.softmaxCrossEntropy(yt, logits) as tf.Scalar;
+        if (!distill) return hard;
+        const { weight: w, temperature: t } = distill;
+        const st = tf.tensor2d(distill.soft.subarray(0, n * this.spec.classes), [
+          n,
+          this.spec.classes,
+        ]);
+        const softLoss = tf.losses.softmaxCrossEntropy(st, tf.div(logits, t)) as tf.Scalar;
+        return tf.add(tf.mul(hard, 1 - w), tf.mul(softLoss, w * t * t)) as tf.Scalar;
       }, vars);
       this.#frozenGrad = false;
       loss = value.dataSync()[0]!;

@@ -8,7 +8,7 @@ import type { SpecOptions } from "../spec.ts";
 import { buildSpec } from "../spec.ts";
 import type { NamedTensors } from "../weights.ts";
 import { type GradKernels, setupBackend } from "./backend.ts";
-import { type BnSums, TfMobileNet } from "./mobilenet.ts";
+import { type BnSums, type DistillTargets, TfMobileNet } from "./mobilenet.ts";
 import type { WorkerReply, WorkerRequest } from "./worker.ts";
 
 type Omit<T, K extends string> = T extends unknown ? Pick<T, Exclude<keyof T, K>> : never;
@@ -123,12 +123,21 @@ export class TrainPool {
     n: number,
     resolution: number = this.resolution,
     frozenStats?: NamedTensors,
+    distill?: DistillTargets,
   ): Promise<GradResult> {
     const px = this.#px(resolution);
     if (this.#local) {
       this.#local.setTrainableFlat(flat);
       if (frozenStats) this.#local.setStats(frozenStats);
-      return this.#local.gradients(x, labels, n, resolution, frozenStats !== undefined);
+      return this.#local.gradients(x, labels, n, resolution, frozenStats !== undefined, distill);
+    }
+    const classes = distill ? distill.soft.length / n : 0;
+    if (!Number.isInteger(classes)) {
+      throw new RangeError(
+        `Cannot split soft targets as they must hold a whole number of rows for ${n} images: got ${
+          distill!.soft.length
+        } values`,
+      );
     }
     const st: [string, number[], Float32Array][] | undefined = frozenStats
       ? [...frozenStats].map(([k, t]) => [k, t.shape, t.data])
@@ -139,6 +148,7 @@ export class TrainPool {
       // cloned; the gradients come back by transfer.
       const xs = x.slice(a * px, b * px);
       const ls = labels.slice(a, b);
+      const soft = distill?.soft.slice(a * classes, b * classes);
       return this.#handles[i]!.call({
         type: "grad",
         flat,
@@ -147,7 +157,8 @@ export class TrainPool {
         n: b - a,
         resolution,
         ...(st ? { stats: st } : {}),
-      }, [xs.buffer, ls.buffer]);
+        ...(distill ? { distill: { ...distill, soft: soft! } } : {}),
+      }, soft ? [xs.buffer, ls.buffer, soft.buffer] : [xs.buffer, ls.buffer]);
     }));
     let loss = 0;
     let correct = 0;

@@ -415,3 +415,19 @@ averaged s11_a075_soup2_q5 ||
     --init $R/s11_a075_noaug_fbn_photo_q5/model,$R/s11_a075_noaug_b_fbn_photo_q5/model
 # Result: 91.71% at 28x28 (14: 88.61, 18: 90.44, 21: 90.91, 25: 91.44%; mean 90.62% against 90.80%
 # for s11_a075_noaug_b_fbn_photo_q5 alone): not adopted.
+# Session 12: alpha 1.0 from scratch. Every alpha 1.0 model so far descends from one 26-epoch
+# lineage of restarts (Adam at 1e-2 and 5e-3, multi-resolution, augmented, then fine-tunes), whose
+# best float model is 93.74% at 28x28. One clean schedule instead: 28x28 only, light augmentation
+# (flips, 2-pixel pad-and-crop), Adam 2e-3 x0.4 every 3 epochs. Started with a budget of 12 epochs
+# (its command.txt), stopped after 8 (run without the training queue's V8 flags, so about 1.2x
+# slower than queue runs).
+run s12_a100_scratch_28 --alpha 1.0 --epochs "${EPOCHS_S12_100:-8}" "${COMMON[@]}" --lr 2e-3 \
+  --lr-step 3 --lr-gamma 0.4 --augment light
+# Result: test accuracy at 28x28 after epochs 1-8: 81.93, 86.17, 88.25, 88.82, 89.10, 90.11, 91.28,
+# 91.26% (training accuracy on augmented batches 69.9 -> 91.2%); 60 minutes of training. Ahead of
+# the old lineage per hour (it had 88.7-90.9% after about 100 minutes on the slower machine), but
+# still underfitting. The lineage's biggest gain came when augmentation stopped (91.9 -> 93.0% in
+# one epoch, s6_a100_noaug), so the remaining time goes to that instead of the light-augmented
+# epochs at 3.2e-4 and 1.28e-4: 4 epochs at 28x28 without augmentation.
+run s12_a100_scratch_28_noaug --alpha 1.0 --epochs "${EPOCHS_S12_100_NOAUG:-4}" "${COMMON[@]}" \
+  --lr 3.2e-4 --lr-step 2 --lr-gamma 0.3 --augment none --init $R/s12_a100_scratch_28/model

@@ -87,6 +87,13 @@ export interface TrainOptions {
    * same range. 0: float training (the export's default 7-bit range).
    */
   weightQmax: number;
+  /**
+   * Knowledge distillation (model/train/distill.ts): teacher checkpoints (`<run>/model`; none:
+   * labels only), the soft-target term's share of the loss and its temperature.
+   */
+  teachers: string[];
+  distillWeight: number;
+  distillTemp: number;
   fit: FitMode;
   /** Channels to decode folder datasets to (1 gray, 3 RGB). */
   channels: number;
@@ -137,6 +144,9 @@ export const DEFAULT_OPTIONS: TrainOptions = {
   frozenBn: false,
   bnEvery: 200,
   weightQmax: 0,
+  teachers: [],
+  distillWeight: 0.5,
+  distillTemp: 2,
   channels: 1,
   epochs: 3,
   batch: 64,
@@ -468,6 +478,16 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         }
         : {}),
       ...(o.init ? { init: o.init } : {}),
+      ...(o.teachers.length > 0
+        ? {
+          distill: {
+            teachers: o.teachers,
+            weight: o.distillWeight,
+            temperature: o.distillTemp,
+            targets: "mean softmax(logits / T) of the teachers on the un-augmented training images",
+          },
+        }
+        : {}),
       ...(o.frozenBn
         ? {
           bn:
@@ -502,7 +522,24 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     x: new Float32Array(o.batch * px),
     labels: new Int32Array(o.batch),
     r: spec.resolution,
+    idx: new Int32Array(o.batch),
   }));
+  // Knowledge distillation: the teachers' soft targets for every training image, made (or reused)
+  // before the first step; each step sends the rows of its batch.
+  const distill = o.teachers.length > 0 ? await import("./distill.ts") : undefined;
+  const targets = distill
+    ? await distill.cachedTeacherTargets(
+      o.out,
+      { teachers: o.teachers, weight: o.distillWeight, temperature: o.distillTemp },
+      data.train,
+      log,
+    )
+    : undefined;
+  if (targets && targets.classes !== spec.classes) {
+    throw new RangeError(
+      `Cannot distill as the teachers have ${targets.classes} classes and the model ${spec.classes}`,
+    );
+  }
   const scratch = new Float32Array(multiRes ? o.batch * basePx : 0);
   log(
     `train ${spec.arch} alpha ${spec.alpha} plan ${spec.stridePlan} ${spec.resolution}x${spec.resolution}x${spec.inputChannels} ` +
@@ -614,6 +651,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const every = Math.max(1, Math.ceil(stepsPerEpoch / o.progressLines));
       const fill = (step: number, buf: typeof bufs[number]) => {
         buf.r = resRng ? o.resolutions[resRng.int(o.resolutions.length)]! : spec.resolution;
+        buf.idx.set(perm.subarray(step * o.batch, (step + 1) * o.batch));
         makeBatchAt(
           data.train,
           perm.subarray(step * o.batch, (step + 1) * o.batch),
@@ -644,6 +682,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           o.batch,
           cur.r,
           o.frozenBn ? stats() : undefined,
+          targets
+            ? {
+              soft: distill!.gatherRows(targets.soft, spec.classes, cur.idx),
+              weight: o.distillWeight,
+              temperature: o.distillTemp,
+            }
+            : undefined,
         );
         stepResolutions.push(cur.r);
         // Prepare the next batch while the workers compute this one.
@@ -807,6 +852,9 @@ const USAGE = `deno task train [options]
                        resolution mix every --bn-every steps, default 200): one BN set for all sides
   --weight-qmax Q      quantization-aware training: weights fake-quantized to -Q..Q (1..64) in
                        every forward pass; the export then quantizes to the same range
+  --teachers DIR[,DIR..]  knowledge distillation from these checkpoints' mean softmax(logits / T)
+                       (made once per run, cached as OUT/teachers.f32); --distill-weight W its
+                       share of the loss (default 0.5), --distill-temp T (default 2)
   --fit pad|resize     how images reach the resolution (default pad)
   --channels 1|3       channels of folder datasets (default 1)
   --epochs N --batch B --seed S --workers W (default 3, 64, 1, 2)
@@ -1037,6 +1085,28 @@ export function parseArgs(args: string[]): TrainOptions {
         break;
       case "--weight-decay":
         recipeOverrides.weightDecay = num(k, v());
+        break;
+      case "--teachers":
+        o.teachers = (v() ?? "").split(",").filter((t) => t.length > 0);
+        if (o.teachers.length === 0) {
+          throw new RangeError(`Cannot parse --teachers as it needs teacher weights folders`);
+        }
+        break;
+      case "--distill-weight":
+        o.distillWeight = num(k, v());
+        if (!(o.distillWeight >= 0 && o.distillWeight <= 1)) {
+          throw new RangeError(
+            `Cannot parse --distill-weight as it must lie in [0, 1]: current value is ${o.distillWeight}`,
+          );
+        }
+        break;
+      case "--distill-temp":
+        o.distillTemp = num(k, v());
+        if (!(o.distillTemp > 0)) {
+          throw new RangeError(
+            `Cannot parse --distill-temp as it must be above 0: current value is ${o.distillTemp}`,
+          );
+        }
         break;
       case "--help":
       case "-h":

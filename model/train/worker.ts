@@ -5,7 +5,7 @@
 /// <reference lib="deno.worker" />
 import { buildSpec, type SpecOptions } from "../spec.ts";
 import { type GradKernels, setupBackend } from "./backend.ts";
-import { type BnSums, TfMobileNet } from "./mobilenet.ts";
+import { type BnSums, type DistillTargets, TfMobileNet } from "./mobilenet.ts";
 import type { NamedTensors } from "../weights.ts";
 
 export type WorkerRequest =
@@ -27,6 +27,8 @@ export type WorkerRequest =
     resolution: number;
     /** BN moving statistics to train with, frozen (absent: batch statistics). */
     stats?: [string, number[], Float32Array][];
+    /** Knowledge distillation's soft targets for this shard (absent: labels only). */
+    distill?: DistillTargets;
   }
   | {
     type: "collect";
@@ -81,7 +83,7 @@ self.onmessage = async (e: MessageEvent<WorkerRequest>) => {
         if (m.stats) {
           md.setStats(new Map(m.stats.map(([name, shape, data]) => [name, { shape, data }])));
         }
-        const r = md.gradients(m.x, m.labels, m.n, m.resolution, m.stats !== undefined);
+        const r = md.gradients(m.x, m.labels, m.n, m.resolution, m.stats !== undefined, m.distill);
         self.postMessage(
           { id: m.id, type: "grad", ...r } satisfies WorkerReply,
           [r.grads.buffer as ArrayBuffer],
