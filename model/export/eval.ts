@@ -186,7 +186,7 @@ export function renderCardSection(manifest: Manifest): string {
       const epochs = stages.reduce((a, st) => a + st.epochs, 0);
       const minutes = Math.round(stages.reduce((a, st) => a + st.seconds, 0) / 60);
       lines.push(
-        `All ${stages.length} stages, first to last (each starts from the weights its \`--init\` names), ${epochs} epochs and ` +
+        `All ${stages.length} stages, first to last (each starts from the weights its \`--init\` names; a distilled stage comes after its \`--teachers\` and their stages), ${epochs} epochs and ` +
           `${minutes} min of training in all:`,
         "",
         ...stages.map((st, i) =>

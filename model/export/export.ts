@@ -169,8 +169,13 @@ export async function trainingStages(dir: string): Promise<TrainingStage[]> {
       if (e instanceof Deno.errors.NotFound) return;
       throw e;
     }
-    const init = (meta.recipe as { init?: unknown } | undefined)?.init;
-    if (typeof init === "string") { for (const d of initDirs(init)) await visit(d); }
+    const recipe = meta.recipe as { init?: unknown; distill?: { teachers?: unknown } } | undefined;
+    if (typeof recipe?.init === "string") { for (const d of initDirs(recipe.init)) await visit(d); }
+    // A distilled stage also needed its teachers (and what made them) before it could run.
+    const teachers = recipe?.distill?.teachers;
+    if (Array.isArray(teachers)) {
+      for (const d of teachers) if (typeof d === "string") await visit(d);
+    }
     out.push({
       checkpoint: at,
       epochs: Number(meta.epochs ?? 0),

@@ -141,6 +141,24 @@ Deno.test("trainingStages() follows recipe.init from the first run to the export
       { checkpoint: `${dir}/b/model`, epochs: 2, seconds: 200, command: "train b" },
       { checkpoint: `${dir}/c/model`, epochs: 1, seconds: 100, command: "train c" },
     ]);
+    // A distilled stage lists its teachers' lineages before itself, shared stages once.
+    await saveWeights(`${dir}/t/model`, t, { epochs: 3, seconds: 300, command: "train t" });
+    await saveWeights(`${dir}/d/model`, t, {
+      epochs: 1,
+      seconds: 50,
+      command: "train d",
+      recipe: {
+        init: `${dir}/b/model`,
+        distill: { teachers: [`${dir}/t/model`, `${dir}/c/model`] },
+      },
+    });
+    assert.deepEqual((await trainingStages(`${dir}/d/model`)).map((st) => st.command), [
+      "train a",
+      "train b",
+      "train t",
+      "train c",
+      "train d",
+    ]);
     // A stage whose folder is gone ends the lineage there.
     await Deno.remove(`${dir}/a`, { recursive: true });
     assert.equal((await trainingStages(`${dir}/c/model`)).length, 2);
