@@ -10,20 +10,7 @@
  *   model/train/runs/s9_a100_cifar_q7/model
  */
 import { DEFAULT_FASHION_MNIST_DIR, loadIdxDataset } from "../train/data.ts";
-import { loadWeights } from "../weights.ts";
-import { foldModel } from "./fold_bn.ts";
-import { buildFloatModel } from "./float_graph.ts";
-import { encodeModel } from "./onnx_writer.ts";
-import {
-  accuracyOf,
-  basePlan,
-  type ImageSet,
-  nodeSession,
-  parseCheckpointMeta,
-  runNode,
-  specFromMeta,
-} from "./pipeline.ts";
-import { foldedAsTrained } from "./quantize.ts";
+import { accuracyOf, checkpointFloatSession, type ImageSet, runNode } from "./pipeline.ts";
 
 /** The set with every image mirrored left to right (one channel or several, HWC). */
 export function mirrored(set: ImageSet): ImageSet {
@@ -79,18 +66,14 @@ if (import.meta.main) {
   const both: Float32Array[] = [];
   let classes = 0;
   for (const dir of dirs) {
-    const w = await loadWeights(dir);
-    const meta = parseCheckpointMeta(w.meta);
-    const spec = specFromMeta(meta);
+    const { session, spec, plan } = await checkpointFloatSession(dir);
     if (classes && spec.classes !== classes) {
+      await session.release();
       throw new RangeError(
         `Cannot ensemble ${dir} as it has ${spec.classes} classes, not ${classes}`,
       );
     }
     classes = spec.classes;
-    const folded = foldedAsTrained(foldModel(spec, w.tensors), meta.weightQmax);
-    const session = await nodeSession(encodeModel(buildFloatModel(spec, folded)));
-    const plan = basePlan(meta);
     const p = softmaxRows(await runNode(session, test, idx, plan, classes), classes);
     const f = softmaxRows(await runNode(session, flipped, idx, plan, classes), classes);
     await session.release();

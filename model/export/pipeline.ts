@@ -7,7 +7,7 @@
 import * as ortNode from "onnxruntime-node";
 import * as ortWeb from "onnxruntime-web";
 import { buildSpec, type ModelSpec, type StridePlan } from "../spec.ts";
-import type { NamedTensors } from "../weights.ts";
+import { loadWeights, type NamedTensors } from "../weights.ts";
 import {
   type CalibrationBatch,
   type CalibrationMethod,
@@ -170,6 +170,23 @@ export function basePlan(
   m: Pick<CheckpointMeta, "resolution" | "fit" | "mean" | "std">,
 ): InputPlan {
   return { resolution: m.resolution, base: m.resolution, fit: m.fit, mean: m.mean, std: m.std };
+}
+
+/**
+ * A trained checkpoint (`<run>/model`) as float ONNX in onnxruntime-node, fake-quantized as it
+ * trained (as export scores it), with its spec and base input plan; the caller releases the session.
+ */
+export async function checkpointFloatSession(dir: string): Promise<{
+  session: ortNode.InferenceSession;
+  spec: ModelSpec;
+  plan: InputPlan;
+}> {
+  const w = await loadWeights(dir);
+  const meta = parseCheckpointMeta(w.meta);
+  const spec = specFromMeta(meta);
+  const folded = foldedAsTrained(foldModel(spec, w.tensors), meta.weightQmax);
+  const session = await nodeSession(encodeModel(buildFloatModel(spec, folded)));
+  return { session, spec, plan: basePlan(meta) };
 }
 
 export function argmax(logits: Float32Array, i: number, classes: number): number {

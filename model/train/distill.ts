@@ -12,19 +12,7 @@
  * 94.09% on the test set (`model/export/ensemble_probe.ts`), above each member; one student
  * trained towards their mean can keep part of that gain in a single model of the same cost.
  */
-import { loadWeights } from "../weights.ts";
-import { foldModel } from "../export/fold_bn.ts";
-import { buildFloatModel } from "../export/float_graph.ts";
-import { encodeModel } from "../export/onnx_writer.ts";
-import {
-  basePlan,
-  type ImageSet,
-  nodeSession,
-  parseCheckpointMeta,
-  runNode,
-  specFromMeta,
-} from "../export/pipeline.ts";
-import { foldedAsTrained } from "../export/quantize.ts";
+import { checkpointFloatSession, type ImageSet, runNode } from "../export/pipeline.ts";
 
 export interface DistillOptions {
   /** Teacher checkpoints (`<run>/model`). */
@@ -85,19 +73,16 @@ export async function teacherTargets(
   let soft: Float32Array | undefined;
   let classes = 0;
   for (const dir of teachers) {
-    const w = await loadWeights(dir);
-    const meta = parseCheckpointMeta(w.meta);
-    const spec = specFromMeta(meta);
+    const { session, spec, plan } = await checkpointFloatSession(dir);
     if (classes && spec.classes !== classes) {
+      await session.release();
       throw new RangeError(
         `Cannot distill from ${dir} as it has ${spec.classes} classes, not ${classes}`,
       );
     }
     classes = spec.classes;
-    const folded = foldedAsTrained(foldModel(spec, w.tensors), meta.weightQmax);
-    const session = await nodeSession(encodeModel(buildFloatModel(spec, folded)));
     const t0 = performance.now();
-    const logits = await runNode(session, set, idx, basePlan(meta), classes);
+    const logits = await runNode(session, set, idx, plan, classes);
     await session.release();
     soft ??= new Float32Array(set.n * classes);
     addSoftmaxRows(logits, classes, temperature, soft, 1 / teachers.length);

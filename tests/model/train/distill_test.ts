@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { tinyRun } from "./tiny.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { setupBackend } from "../../../model/train/backend.ts";
 import { buildSpec } from "../../../model/spec.ts";
@@ -7,14 +8,9 @@ import { Rng } from "../../../model/train/rng.ts";
 import { flatten } from "../../../model/train/checkpoint.ts";
 import { TrainPool } from "../../../model/train/pool.ts";
 import { addSoftmaxRows, cachedTeacherTargets, gatherRows } from "../../../model/train/distill.ts";
-import {
-  DEFAULT_OPTIONS,
-  parseArgs,
-  train,
-  type TrainOptions,
-} from "../../../model/train/train.ts";
+import { parseArgs, train, type TrainOptions } from "../../../model/train/train.ts";
 import { loadWeights } from "../../../model/weights.ts";
-import { DEFAULT_FASHION_MNIST_DIR, loadIdxDataset } from "../../../model/train/data.ts";
+import { DEFAULT_FASHION_MNIST_DIR, loadIdxDataset, takeFirst } from "../../../model/train/data.ts";
 
 /** Tolerance of float32 sums over a tiny model's gradients, relative to their largest magnitude. */
 const GRAD_RTOL = 1e-4;
@@ -141,21 +137,8 @@ Deno.test("two workers split the soft targets with their shards: same loss and g
   }
 });
 
-const tiny = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
-  ...DEFAULT_OPTIONS,
-  out,
-  workers: 0,
-  kernels: "own",
-  batch: 32,
-  epochs: 1,
-  limitTrain: 96,
-  limitTest: 64,
-  bnBatches: 1,
-  bnBatchSize: 64,
-  ckptEvery: 0,
-  quiet: true,
-  ...extra,
-});
+const tiny = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions =>
+  tinyRun(out, { limitTrain: 96, ...extra });
 
 Deno.test("--teachers: the soft targets are cached per teacher hash and T, and the run records them", async () => {
   const dir = await Deno.makeTempDir();
@@ -163,12 +146,7 @@ Deno.test("--teachers: the soft targets are cached per teacher hash and T, and t
     await train(tiny(`${dir}/teacher`));
     const teacher = `${dir}/teacher/model`;
     const { train: set } = await loadIdxDataset(DEFAULT_FASHION_MNIST_DIR);
-    const few = {
-      ...set,
-      n: 96,
-      images: set.images.subarray(0, 96 * 784),
-      labels: set.labels.subarray(0, 96),
-    };
+    const few = takeFirst(set, 96);
     const out = `${dir}/student`;
     const o = { teachers: [teacher], weight: 0.5, temperature: 2 };
     const a = await cachedTeacherTargets(out, o, few);

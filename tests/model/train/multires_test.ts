@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { tinyRun } from "./tiny.ts";
 import { loadWeights } from "../../../model/weights.ts";
 import {
   DEFAULT_OPTIONS,
@@ -15,22 +16,8 @@ import { Rng } from "../../../model/train/rng.ts";
 
 const RES = [14, 21, 28];
 
-const tiny = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
-  ...DEFAULT_OPTIONS,
-  out,
-  workers: 0,
-  kernels: "own",
-  batch: 32,
-  epochs: 1,
-  limitTrain: 320,
-  limitTest: 64,
-  bnBatches: 3,
-  bnBatchSize: 64,
-  ckptEvery: 0,
-  quiet: true,
-  resolutions: RES,
-  ...extra,
-});
+const tiny = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions =>
+  tinyRun(out, { bnBatches: 3, resolutions: RES, ...extra });
 
 Deno.test("parseArgs reads --resolutions and --init; the default keeps single-resolution training", () => {
   const o = parseArgs(["--resolutions", "14,18,21,24,28", "--init", "runs/x/model"]);

@@ -1,33 +1,14 @@
 import assert from "node:assert/strict";
+import { tinyRun } from "./tiny.ts";
 import { loadWeights } from "../../../model/weights.ts";
-import {
-  DEFAULT_OPTIONS,
-  parseArgs,
-  resumeStatus,
-  train,
-  type TrainOptions,
-} from "../../../model/train/train.ts";
+import { DEFAULT_OPTIONS, parseArgs, resumeStatus, train } from "../../../model/train/train.ts";
 import { TrainPool } from "../../../model/train/pool.ts";
 import { buildSpec } from "../../../model/spec.ts";
 import { initWeights, paramInfos } from "../../../model/train/mobilenet.ts";
 import { finishedEpochs, flatten } from "../../../model/train/checkpoint.ts";
 import { Rng } from "../../../model/train/rng.ts";
 
-const tiny = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions => ({
-  ...DEFAULT_OPTIONS,
-  out,
-  workers: 0,
-  kernels: "own",
-  batch: 32,
-  epochs: 1,
-  limitTrain: 320,
-  limitTest: 64,
-  bnBatches: 1,
-  bnBatchSize: 64,
-  ckptEvery: 0,
-  quiet: true,
-  ...extra,
-});
+const tiny = tinyRun;
 
 Deno.test("train() lowers the loss within a few Adam steps on a tiny Fashion-MNIST subset", async () => {
   const dir = await Deno.makeTempDir();
