@@ -91,6 +91,8 @@ Deno.test({
       await cost.locator('input[name="alpha"]').fill("0.5");
       await cost.locator('button[type="submit"]').click();
       await cost.locator(".status", { hasText: "200" }).waitFor({ timeout: 15_000 });
+      // The page shows the status when the headers arrive and the body after it is read.
+      await cost.locator("pre.out", { hasText: "}" }).waitFor({ timeout: 15_000 });
       const answer = JSON.parse(await cost.locator("pre.out").innerText());
       assert.equal(answer.model.alpha, 0.5);
       await docs.close();
