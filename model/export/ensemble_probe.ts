@@ -10,7 +10,13 @@
  *   model/train/runs/s9_a100_cifar_q7/model
  */
 import { DEFAULT_FASHION_MNIST_DIR, loadIdxDataset } from "../train/data.ts";
-import { accuracyOf, checkpointFloatSession, type ImageSet, runNode } from "./pipeline.ts";
+import {
+  accuracyOf,
+  addSoftmaxRows,
+  checkpointFloatSession,
+  type ImageSet,
+  runNode,
+} from "./pipeline.ts";
 
 /** The set with every image mirrored left to right (one channel or several, HWC). */
 export function mirrored(set: ImageSet): ImageSet {
@@ -32,13 +38,7 @@ export function mirrored(set: ImageSet): ImageSet {
 /** Row-wise softmax of `[n, classes]` logits. */
 export function softmaxRows(logits: Float32Array, classes: number): Float32Array {
   const out = new Float32Array(logits.length);
-  for (let o = 0; o < logits.length; o += classes) {
-    let max = -Infinity;
-    for (let k = 0; k < classes; k++) max = Math.max(max, logits[o + k]!);
-    let sum = 0;
-    for (let k = 0; k < classes; k++) sum += out[o + k] = Math.exp(logits[o + k]! - max);
-    for (let k = 0; k < classes; k++) out[o + k]! /= sum;
-  }
+  addSoftmaxRows(logits, classes, 1, out);
   return out;
 }
 

@@ -189,6 +189,29 @@ export async function checkpointFloatSession(dir: string): Promise<{
   return { session, spec, plan: basePlan(meta) };
 }
 
+/** Row-wise softmax of `[n, classes]` logits divided by `temperature`, added into `out`. */
+export function addSoftmaxRows(
+  logits: Float32Array,
+  classes: number,
+  temperature: number,
+  out: Float32Array,
+  scale = 1,
+): void {
+  if (logits.length !== out.length || logits.length % classes !== 0) {
+    throw new RangeError(
+      `Cannot add softmax rows as logits (${logits.length}) and out (${out.length}) must be equal multiples of ${classes}`,
+    );
+  }
+  const row = new Float64Array(classes);
+  for (let o = 0; o < logits.length; o += classes) {
+    let max = -Infinity;
+    for (let k = 0; k < classes; k++) max = Math.max(max, logits[o + k]! / temperature);
+    let sum = 0;
+    for (let k = 0; k < classes; k++) sum += row[k] = Math.exp(logits[o + k]! / temperature - max);
+    for (let k = 0; k < classes; k++) out[o + k]! += scale * row[k]! / sum;
+  }
+}
+
 export function argmax(logits: Float32Array, i: number, classes: number): number {
   let best = 0;
   for (let c = 1; c < classes; c++) {

@@ -12,7 +12,14 @@
  * 94.09% on the test set (`model/export/ensemble_probe.ts`), above each member; one student
  * trained towards their mean can keep part of that gain in a single model of the same cost.
  */
-import { checkpointFloatSession, type ImageSet, runNode } from "../export/pipeline.ts";
+import {
+  accuracyOf,
+  addSoftmaxRows,
+  checkpointFloatSession,
+  type ImageSet,
+  runNode,
+} from "../export/pipeline.ts";
+import { sha256Hex } from "../export/manifest.ts";
 
 export interface DistillOptions {
   /** Teacher checkpoints (`<run>/model`). */
@@ -21,36 +28,6 @@ export interface DistillOptions {
   weight: number;
   /** Softmax temperature of the soft targets (and of the student in that term). */
   temperature: number;
-}
-
-/** Row-wise softmax of `[n, classes]` logits divided by `temperature`, added into `out`. */
-export function addSoftmaxRows(
-  logits: Float32Array,
-  classes: number,
-  temperature: number,
-  out: Float32Array,
-  scale = 1,
-): void {
-  if (logits.length !== out.length || logits.length % classes !== 0) {
-    throw new RangeError(
-      `Cannot add softmax rows as logits (${logits.length}) and out (${out.length}) must be equal multiples of ${classes}`,
-    );
-  }
-  const row = new Float64Array(classes);
-  for (let o = 0; o < logits.length; o += classes) {
-    let max = -Infinity;
-    for (let k = 0; k < classes; k++) max = Math.max(max, logits[o + k]! / temperature);
-    let sum = 0;
-    for (let k = 0; k < classes; k++) sum += row[k] = Math.exp(logits[o + k]! / temperature - max);
-    for (let k = 0; k < classes; k++) out[o + k]! += scale * row[k]! / sum;
-  }
-}
-
-/** sha256 of a checkpoint's weights.bin, hex. */
-async function weightsHash(dir: string): Promise<string> {
-  const bytes = await Deno.readFile(`${dir}/weights.bin`);
-  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return [...h].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**
@@ -86,18 +63,10 @@ export async function teacherTargets(
     await session.release();
     soft ??= new Float32Array(set.n * classes);
     addSoftmaxRows(logits, classes, temperature, soft, 1 / teachers.length);
-    let ok = 0;
-    for (let i = 0; i < set.n; i++) {
-      let best = 0;
-      for (let k = 1; k < classes; k++) {
-        if (logits[i * classes + k]! > logits[i * classes + best]!) best = k;
-      }
-      if (best === set.labels[i]) ok++;
-    }
     log(
-      `teacher ${dir}: ${(100 * ok / set.n).toFixed(2)}% of ${set.n} training images (${
-        ((performance.now() - t0) / 1000).toFixed(1)
-      } s)`,
+      `teacher ${dir}: ${
+        (100 * accuracyOf(logits, set.labels, idx, classes)).toFixed(2)
+      }% of ${set.n} training images (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
     );
   }
   return { soft: soft!, classes };
@@ -124,7 +93,7 @@ export async function cachedTeacherTargets(
   const key: Omit<TargetsKey, "classes"> = {
     teachers: await Promise.all(o.teachers.map(async (dir) => ({
       dir,
-      sha256: await weightsHash(dir),
+      sha256: await sha256Hex(await Deno.readFile(`${dir}/weights.bin`)),
     }))),
     temperature: o.temperature,
     images: set.n,

@@ -524,22 +524,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     r: spec.resolution,
     idx: new Int32Array(o.batch),
   }));
-  // Knowledge distillation: the teachers' soft targets for every training image, made (or reused)
-  // before the first step; each step sends the rows of its batch.
-  const distill = o.teachers.length > 0 ? await import("./distill.ts") : undefined;
-  const targets = distill
-    ? await distill.cachedTeacherTargets(
-      o.out,
-      { teachers: o.teachers, weight: o.distillWeight, temperature: o.distillTemp },
-      data.train,
-      log,
-    )
-    : undefined;
-  if (targets && targets.classes !== spec.classes) {
-    throw new RangeError(
-      `Cannot distill as the teachers have ${targets.classes} classes and the model ${spec.classes}`,
-    );
-  }
   const scratch = new Float32Array(multiRes ? o.batch * basePx : 0);
   log(
     `train ${spec.arch} alpha ${spec.alpha} plan ${spec.stridePlan} ${spec.resolution}x${spec.resolution}x${spec.inputChannels} ` +
@@ -643,6 +627,22 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     }
   }
   try {
+    // Knowledge distillation: the teachers' soft targets for every training image, made (or reused)
+    // before the first step; each step sends the rows of its batch.
+    const distill = o.teachers.length > 0 ? await import("./distill.ts") : undefined;
+    const targets = distill
+      ? await distill.cachedTeacherTargets(
+        o.out,
+        { teachers: o.teachers, weight: o.distillWeight, temperature: o.distillTemp },
+        data.train,
+        log,
+      )
+      : undefined;
+    if (targets && targets.classes !== spec.classes) {
+      throw new RangeError(
+        `Cannot distill as the teachers have ${targets.classes} classes and the model ${spec.classes}`,
+      );
+    }
     while (state.epoch < o.epochs) {
       const { phase, lr } = schedule(o.recipe, state.epoch, o.epochs);
       const perm = new Rng(o.seed * 7919 + state.epoch + 17).permutation(data.train.n);

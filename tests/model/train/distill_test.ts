@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tinyRun } from "./tiny.ts";
+import { TINY_SPEC, tinyRun } from "./tiny.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { setupBackend } from "../../../model/train/backend.ts";
 import { buildSpec } from "../../../model/spec.ts";
@@ -7,7 +7,8 @@ import { initWeights, paramInfos, TfMobileNet } from "../../../model/train/mobil
 import { Rng } from "../../../model/train/rng.ts";
 import { flatten } from "../../../model/train/checkpoint.ts";
 import { TrainPool } from "../../../model/train/pool.ts";
-import { addSoftmaxRows, cachedTeacherTargets, gatherRows } from "../../../model/train/distill.ts";
+import { cachedTeacherTargets, gatherRows } from "../../../model/train/distill.ts";
+import { addSoftmaxRows } from "../../../model/export/pipeline.ts";
 import { parseArgs, train, type TrainOptions } from "../../../model/train/train.ts";
 import { loadWeights } from "../../../model/weights.ts";
 import { DEFAULT_FASHION_MNIST_DIR, loadIdxDataset, takeFirst } from "../../../model/train/data.ts";
@@ -15,13 +16,7 @@ import { DEFAULT_FASHION_MNIST_DIR, loadIdxDataset, takeFirst } from "../../../m
 /** Tolerance of float32 sums over a tiny model's gradients, relative to their largest magnitude. */
 const GRAD_RTOL = 1e-4;
 
-const specOpts = {
-  alpha: 0.25,
-  resolution: 16,
-  inputChannels: 1,
-  classes: 10,
-  stridePlan: "imagenet_stem1" as const,
-};
+const specOpts = TINY_SPEC;
 
 function batch(seed: number, n: number) {
   const rng = new Rng(seed);

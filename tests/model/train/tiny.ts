@@ -20,3 +20,12 @@ export const tinyRun = (out: string, extra: Partial<TrainOptions> = {}): TrainOp
   quiet: true,
   ...extra,
 });
+
+/** A tiny alpha 0.25 network at 16x16 (gradient tests on random inputs). */
+export const TINY_SPEC = {
+  alpha: 0.25,
+  resolution: 16,
+  inputChannels: 1,
+  classes: 10,
+  stridePlan: "imagenet_stem1" as const,
+};

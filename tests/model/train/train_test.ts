@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { tinyRun } from "./tiny.ts";
+import { TINY_SPEC, tinyRun } from "./tiny.ts";
 import { loadWeights } from "../../../model/weights.ts";
 import { DEFAULT_OPTIONS, parseArgs, resumeStatus, train } from "../../../model/train/train.ts";
 import { TrainPool } from "../../../model/train/pool.ts";
@@ -97,13 +97,7 @@ Deno.test("an epoch end writes model/ with re-estimated BN statistics and the ex
 });
 
 Deno.test("a worker computes the same gradients as the in-process model", async () => {
-  const specOpts = {
-    alpha: 0.25,
-    resolution: 16,
-    inputChannels: 1,
-    classes: 10,
-    stridePlan: "imagenet_stem1" as const,
-  };
+  const specOpts = TINY_SPEC;
   const spec = buildSpec(specOpts);
   const infos = paramInfos(spec).filter((p) => p.trainable);
   const flat = flatten(infos, initWeights(spec, new Rng(9)));
