@@ -176,7 +176,7 @@ export function basePlan(
  * A trained checkpoint (`<run>/model`) as float ONNX in onnxruntime-node, fake-quantized as it
  * trained (as export scores it), with its spec and base input plan; the caller releases the session.
  */
-export async function checkpointFloatSession(dir: string): Promise<{
+export async function checkpointFloatSession(dir: string, threads = 2): Promise<{
   session: ortNode.InferenceSession;
   spec: ModelSpec;
   plan: InputPlan;
@@ -185,7 +185,7 @@ export async function checkpointFloatSession(dir: string): Promise<{
   const meta = parseCheckpointMeta(w.meta);
   const spec = specFromMeta(meta);
   const folded = foldedAsTrained(foldModel(spec, w.tensors), meta.weightQmax);
-  const session = await nodeSession(encodeModel(buildFloatModel(spec, folded)));
+  const session = await nodeSession(encodeModel(buildFloatModel(spec, folded)), threads);
   return { session, spec, plan: basePlan(meta) };
 }
 
@@ -267,8 +267,11 @@ export function accuracyOf(
   return ok / indices.length;
 }
 
-export async function nodeSession(bytes: Uint8Array): Promise<ortNode.InferenceSession> {
-  return await ortNode.InferenceSession.create(bytes, { intraOpNumThreads: 2 });
+export async function nodeSession(
+  bytes: Uint8Array,
+  threads = 2,
+): Promise<ortNode.InferenceSession> {
+  return await ortNode.InferenceSession.create(bytes, { intraOpNumThreads: threads });
 }
 
 export async function webLogits(

@@ -462,3 +462,18 @@ photo_stage s12_a100_distill3_t4_fbn_photo_q7 1.0 1 1e-4 s10_a100_noaug_28 --wei
 # Result: 93.54% at 28x28 (14: 89.29, 18: 91.64, 21: 92.20, 25: 92.58%; mean 91.85% against 91.88%
 # at T 2): +0.13 at 28x28, -0.03 on the mean that refresh.ts ranks by. Not adopted; both are 0.5
 # points or more under 94% at 28x28.
+# Session 13: the fixed targets above are the teachers' softmax on the un-augmented training images,
+# which they have mostly memorized, so they carry little beyond the labels. `--distill-targets
+# batch` runs the three teachers on every batch as augmented (flips, 2-pixel pad-and-crop, random
+# erasing), where they are unsure and disagree: first 3 epochs at 28x28 from s10_a100_noaug_28
+# (float, 93.74%), whose last label-only augmented fine-tune (s11_a100_aug_28) lost 0.25 points.
+T3=$R/s12_a100_scratch_28_noaug/model,$R/s10_a100_noaug_28/model,$R/s8_a100_soup2_q7/model
+run s13_a100_kdb_28 --alpha 1.0 --epochs "${EPOCHS_S13_KDB:-3}" "${COMMON[@]}" --lr 2e-4 \
+  --lr-step 2 --lr-gamma 0.3 --augment light --erase 0.25 --init $R/s10_a100_noaug_28/model \
+  --teachers "$T3" --distill-targets batch --distill-weight 0.9 --distill-temp 4
+# Result: 93.65, 93.75, 93.83% at 28x28 after epochs 1-3 (float, BN at 28x28; training accuracy on
+# augmented batches 87.3-87.5%), 25m40s of training at about 115 img/s (180 without teachers): the
+# best float alpha 1.0 so far, by 0.09 points. Then the photo stage (multi-resolution, -7..7), its
+# teachers on each base-resolution batch as round-tripped:
+photo_stage s13_a100_kdb_28_fbn_photo_q7 1.0 1 1e-4 s13_a100_kdb_28 --weight-qmax 7 \
+  --teachers "$T3" --distill-targets batch --distill-weight 0.9 --distill-temp 4

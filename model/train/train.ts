@@ -94,6 +94,8 @@ export interface TrainOptions {
   teachers: string[];
   distillWeight: number;
   distillTemp: number;
+  /** Soft targets once on the un-augmented images (`fixed`) or per augmented batch (`batch`). */
+  distillTargets: "fixed" | "batch";
   fit: FitMode;
   /** Channels to decode folder datasets to (1 gray, 3 RGB). */
   channels: number;
@@ -147,6 +149,7 @@ export const DEFAULT_OPTIONS: TrainOptions = {
   teachers: [],
   distillWeight: 0.5,
   distillTemp: 2,
+  distillTargets: "fixed",
   channels: 1,
   epochs: 3,
   batch: 64,
@@ -484,7 +487,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
             teachers: o.teachers,
             weight: o.distillWeight,
             temperature: o.distillTemp,
-            targets: "mean softmax(logits / T) of the teachers on the un-augmented training images",
+            targets: o.distillTargets === "batch"
+              ? "mean softmax(logits / T) of the teachers on each training batch as augmented, at the base resolution"
+              : "mean softmax(logits / T) of the teachers on the un-augmented training images",
           },
         }
         : {}),
@@ -523,6 +528,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     labels: new Int32Array(o.batch),
     r: spec.resolution,
     idx: new Int32Array(o.batch),
+    /** The batch teachers' soft targets for this batch (`--distill-targets batch`). */
+    soft: undefined as Promise<Float32Array> | undefined,
   }));
   const scratch = new Float32Array(multiRes ? o.batch * basePx : 0);
   log(
@@ -626,11 +633,27 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       pool.close();
     }
   }
+  let batchTeachers: import("./distill.ts").BatchTeachers | undefined;
   try {
     // Knowledge distillation: the teachers' soft targets for every training image, made (or reused)
-    // before the first step; each step sends the rows of its batch.
+    // before the first step, each step sending the rows of its batch (`fixed`); or the teachers run
+    // on each batch as augmented, at the base resolution, while the workers compute the step before
+    // (`batch`).
     const distill = o.teachers.length > 0 ? await import("./distill.ts") : undefined;
-    const targets = distill
+    batchTeachers = distill && o.distillTargets === "batch"
+      ? await distill.BatchTeachers.load(o.teachers, o.distillTemp, {
+        mean: bopts.mean,
+        std: bopts.std,
+        fit: bopts.fit,
+        channels: spec.inputChannels,
+      })
+      : undefined;
+    if (batchTeachers && batchTeachers.classes !== spec.classes) {
+      throw new RangeError(
+        `Cannot distill as the teachers have ${batchTeachers.classes} classes and the model ${spec.classes}`,
+      );
+    }
+    const targets = distill && !batchTeachers
       ? await distill.cachedTeacherTargets(
         o.out,
         { teachers: o.teachers, weight: o.distillWeight, temperature: o.distillTemp },
@@ -662,6 +685,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           buf.labels,
           scratch,
         );
+        if (batchTeachers) {
+          // `targets` copies its input before its first await, so the next fill may reuse scratch.
+          buf.soft = batchTeachers.targets(
+            buf.r === spec.resolution ? buf.x : scratch,
+            o.batch,
+            spec.resolution,
+          );
+          buf.soft.catch(() => {}); // awaited (and thrown) by its step; not unhandled if never run
+        }
       };
       let t0 = performance.now();
       let imgsSince = 0;
@@ -682,9 +714,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           o.batch,
           cur.r,
           o.frozenBn ? stats() : undefined,
-          targets
+          targets || batchTeachers
             ? {
-              soft: distill!.gatherRows(targets.soft, spec.classes, cur.idx),
+              soft: targets
+                ? distill!.gatherRows(targets.soft, spec.classes, cur.idx)
+                : await cur.soft!,
               weight: o.distillWeight,
               temperature: o.distillTemp,
             }
@@ -796,6 +830,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     }
   } finally {
     pool.close();
+    await batchTeachers?.close();
   }
   return { spec, history: state.history, stepLosses, stepResolutions, weights };
 }
@@ -854,7 +889,9 @@ const USAGE = `deno task train [options]
                        every forward pass; the export then quantizes to the same range
   --teachers DIR[,DIR..]  knowledge distillation from these checkpoints' mean softmax(logits / T)
                        (made once per run, cached as OUT/teachers.f32); --distill-weight W its
-                       share of the loss (default 0.5), --distill-temp T (default 2)
+                       share of the loss (default 0.5), --distill-temp T (default 2);
+                       --distill-targets batch: the teachers run on every training batch as
+                       augmented instead (slower; no cache)
   --fit pad|resize     how images reach the resolution (default pad)
   --channels 1|3       channels of folder datasets (default 1)
   --epochs N --batch B --seed S --workers W (default 3, 64, 1, 2)
@@ -1100,6 +1137,16 @@ export function parseArgs(args: string[]): TrainOptions {
           );
         }
         break;
+      case "--distill-targets": {
+        const t = v();
+        if (t !== "fixed" && t !== "batch") {
+          throw new RangeError(
+            `Cannot parse --distill-targets as it must be fixed or batch: current value is ${t}`,
+          );
+        }
+        o.distillTargets = t;
+        break;
+      }
       case "--distill-temp":
         o.distillTemp = num(k, v());
         if (!(o.distillTemp > 0)) {

@@ -7,10 +7,16 @@ import { initWeights, paramInfos, TfMobileNet } from "../../../model/train/mobil
 import { Rng } from "../../../model/train/rng.ts";
 import { flatten } from "../../../model/train/checkpoint.ts";
 import { TrainPool } from "../../../model/train/pool.ts";
-import { cachedTeacherTargets, gatherRows } from "../../../model/train/distill.ts";
-import { addSoftmaxRows } from "../../../model/export/pipeline.ts";
+import { BatchTeachers, cachedTeacherTargets, gatherRows } from "../../../model/train/distill.ts";
+import {
+  addSoftmaxRows,
+  basePlan,
+  inputBatch,
+  parseCheckpointMeta,
+} from "../../../model/export/pipeline.ts";
 import { parseArgs, train, type TrainOptions } from "../../../model/train/train.ts";
 import { loadWeights } from "../../../model/weights.ts";
+import { NO_AUGMENT } from "../../../model/train/augment.ts";
 import { DEFAULT_FASHION_MNIST_DIR, loadIdxDataset, takeFirst } from "../../../model/train/data.ts";
 
 /** Tolerance of float32 sums over a tiny model's gradients, relative to their largest magnitude. */
@@ -198,6 +204,70 @@ Deno.test("--teachers: the soft targets are cached per teacher hash and T, and t
   }
 });
 
+Deno.test("--distill-targets batch: the teachers' targets of a batch are the fixed targets' rows on the same images, and a run trains with them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await train(tiny(`${dir}/teacher`));
+    const teacher = `${dir}/teacher/model`;
+    const { train: set } = await loadIdxDataset(DEFAULT_FASHION_MNIST_DIR);
+    const few = takeFirst(set, 96);
+    const o = { teachers: [teacher, teacher], weight: 0.5, temperature: 3 };
+    const fixed = await cachedTeacherTargets(`${dir}/fixed`, o, few);
+    const plan = basePlan(parseCheckpointMeta((await loadWeights(teacher)).meta));
+    const bt = await BatchTeachers.load(o.teachers, 3, { ...plan, channels: 1 });
+    try {
+      assert.equal(bt.classes, 10);
+      const idx = [5, 0, 77, 31];
+      // One gray channel: the NCHW batch is the NHWC one.
+      const soft = await bt.targets(inputBatch(few, idx, plan), idx.length, plan.resolution);
+      const want = gatherRows(fixed.soft, 10, idx);
+      for (let i = 0; i < want.length; i++) {
+        assert.ok(Math.abs(soft[i]! - want[i]!) < 1e-6, `[${i}] ${soft[i]} vs ${want[i]}`);
+      }
+    } finally {
+      await bt.close();
+    }
+    // A teacher whose inputs mean something else is refused, not silently misread.
+    await assert.rejects(
+      BatchTeachers.load([teacher], 2, { ...plan, mean: [0], channels: 1 }),
+      /differs from the student's.*--distill-targets fixed/,
+    );
+    await assert.rejects(
+      BatchTeachers.load([teacher], 2, { ...plan, channels: 3 }),
+      /channels 1/,
+    );
+    // Without augmentation both kinds of targets are the same rows, so the training steps agree.
+    const plain = { augment: NO_AUGMENT, augmentName: "none", distillWeight: 1, distillTemp: 3 };
+    const viaFixed = await train(tiny(`${dir}/plain_fixed`, { teachers: [teacher], ...plain }));
+    const viaBatch = await train(
+      tiny(`${dir}/plain_batch`, { teachers: [teacher], distillTargets: "batch", ...plain }),
+    );
+    assert.equal(viaBatch.stepLosses.length, 3);
+    viaFixed.stepLosses.forEach((l, i) =>
+      assert.ok(
+        Math.abs(l - viaBatch.stepLosses[i]!) < 1e-5,
+        `step ${i}: ${l} vs ${viaBatch.stepLosses[i]}`,
+      )
+    );
+    // A run with augmented batches: finite losses, no cache file, the recipe says where the
+    // targets came from.
+    const r = await train(tiny(`${dir}/run`, {
+      teachers: [teacher],
+      distillTargets: "batch",
+      distillWeight: 0.8,
+      distillTemp: 2,
+    }));
+    assert.equal(r.stepLosses.length, 3);
+    assert.ok(r.stepLosses.every(Number.isFinite));
+    await assert.rejects(Deno.stat(`${dir}/run/teachers.f32`), Deno.errors.NotFound);
+    const { meta } = await loadWeights(`${dir}/run/model`);
+    const recipe = meta.recipe as { distill?: { targets: string } };
+    assert.match(recipe.distill?.targets ?? "", /each training batch as augmented/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("parseArgs() reads --teachers, --distill-weight and --distill-temp and refuses bad values", () => {
   const o = parseArgs([
     "--teachers",
@@ -206,7 +276,12 @@ Deno.test("parseArgs() reads --teachers, --distill-weight and --distill-temp and
     "0.7",
     "--distill-temp",
     "4",
+    "--distill-targets",
+    "batch",
   ]);
+  assert.equal(o.distillTargets, "batch");
+  assert.equal(parseArgs([]).distillTargets, "fixed");
+  assert.throws(() => parseArgs(["--distill-targets", "augmented"]), /fixed or batch/);
   assert.deepEqual(o.teachers, ["a/model", "b/model"]);
   assert.equal(o.distillWeight, 0.7);
   assert.equal(o.distillTemp, 4);
