@@ -11,6 +11,7 @@ import { BatchTeachers, cachedTeacherTargets, gatherRows } from "../../../model/
 import {
   addSoftmaxRows,
   basePlan,
+  type ImageSet,
   inputBatch,
   parseCheckpointMeta,
 } from "../../../model/export/pipeline.ts";
@@ -141,13 +142,25 @@ Deno.test("two workers split the soft targets with their shards: same loss and g
 const tiny = (out: string, extra: Partial<TrainOptions> = {}): TrainOptions =>
   tinyRun(out, { limitTrain: 96, ...extra });
 
-Deno.test("--teachers: the soft targets are cached per teacher hash and T, and the run records them", async () => {
+/**
+ * Runs `fn` in a temporary folder holding a tiny trained teacher (`teacher`, its `model` folder)
+ * with the first 96 training images it trained on (`few`); removes the folder afterwards.
+ */
+async function withTinyTeacher(
+  fn: (dir: string, teacher: string, few: ImageSet) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir();
   try {
     await train(tiny(`${dir}/teacher`));
-    const teacher = `${dir}/teacher/model`;
     const { train: set } = await loadIdxDataset(DEFAULT_FASHION_MNIST_DIR);
-    const few = takeFirst(set, 96);
+    await fn(dir, `${dir}/teacher/model`, takeFirst(set, 96));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("--teachers: the soft targets are cached per teacher hash and T, and the run records them", async () => {
+  await withTinyTeacher(async (dir, teacher, few) => {
     const out = `${dir}/student`;
     const o = { teachers: [teacher], weight: 0.5, temperature: 2 };
     const a = await cachedTeacherTargets(out, o, few);
@@ -199,18 +212,11 @@ Deno.test("--teachers: the soft targets are cached per teacher hash and T, and t
     assert.deepEqual(recipe.distill?.teachers, [teacher]);
     assert.equal(recipe.distill?.weight, 0.8);
     assert.equal(recipe.distill?.temperature, 2);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("--distill-targets batch: the teachers' targets of a batch are the fixed targets' rows on the same images, and a run trains with them", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await train(tiny(`${dir}/teacher`));
-    const teacher = `${dir}/teacher/model`;
-    const { train: set } = await loadIdxDataset(DEFAULT_FASHION_MNIST_DIR);
-    const few = takeFirst(set, 96);
+  await withTinyTeacher(async (dir, teacher, few) => {
     const o = { teachers: [teacher, teacher], weight: 0.5, temperature: 3 };
     const fixed = await cachedTeacherTargets(`${dir}/fixed`, o, few);
     const plan = basePlan(parseCheckpointMeta((await loadWeights(teacher)).meta));
@@ -263,9 +269,7 @@ Deno.test("--distill-targets batch: the teachers' targets of a batch are the fix
     const { meta } = await loadWeights(`${dir}/run/model`);
     const recipe = meta.recipe as { distill?: { targets: string } };
     assert.match(recipe.distill?.targets ?? "", /each training batch as augmented/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("parseArgs() reads --teachers, --distill-weight and --distill-temp and refuses bad values", () => {
