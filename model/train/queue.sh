@@ -513,3 +513,13 @@ soup s13_a100_soup_s10p4_q7 $D,$D3
 # every ingredient; four 93.52% (mean 91.89%). The five ship as alpha 1.0 (`refresh.ts --max-qmax
 # 0.5=7,0.75=5,1=7`: int8 93.40 / 92.54 / 92.28 / 89.36% against the distilled stage's 93.45 /
 # 92.52 / 92.19 / 89.48%: the soup's int8 file loses 0.20 points to float at beta 1).
+# Two more seeds of the temperature-2 stage, then the soup of all seven:
+for s in 4 5; do
+  photo_stage s13_a100_distill3_s${s}_fbn_photo_q7 1.0 1 1e-4 s10_a100_noaug_28 --weight-qmax 7 \
+    --teachers "$T3" --distill-weight 0.7 --distill-temp 2 --seed $s
+done
+soup s13_a100_soup_s10p7_q7 $D,$D3,$R/s13_a100_distill3_t4_s2_fbn_photo_q7/model,$R/s13_a100_distill3_s4_fbn_photo_q7/model,$R/s13_a100_distill3_s5_fbn_photo_q7/model
+# Result: seed 4 93.33% (14: 89.31, 18: 91.65, 21: 92.16, 25: 92.65%; mean 91.82%), seed 5 93.47%
+# (89.25, 91.92, 92.21, 92.63; 91.90%); the soup of all seven 93.51% (89.31, 91.89, 92.19, 92.45;
+# mean 91.87%): below the five (93.60%, 91.94%), so more ingredients of this kind stop paying here.
+# Not adopted.
