@@ -472,7 +472,7 @@ run s13_a100_kdb_28 --alpha 1.0 --epochs "${EPOCHS_S13_KDB:-3}" "${COMMON[@]}" -
   --lr-step 2 --lr-gamma 0.3 --augment light --erase 0.25 --init $R/s10_a100_noaug_28/model \
   --teachers "$T3" --distill-targets batch --distill-weight 0.9 --distill-temp 4
 # Result: 93.65, 93.75, 93.83% at 28x28 after epochs 1-3 (float, BN at 28x28; training accuracy on
-# augmented batches 87.3-87.5%), 25m40s of training at about 115 img/s (180 without teachers): the
+# augmented batches 87.3-87.5%), 25m40s of training at 115-117 img/s (history.jsonl; 150-164 without teachers): the
 # best float alpha 1.0 so far, by 0.09 points. Then the photo stage (multi-resolution, -7..7), its
 # teachers on each base-resolution batch as round-tripped:
 photo_stage s13_a100_kdb_28_fbn_photo_q7 1.0 1 1e-4 s13_a100_kdb_28 --weight-qmax 7 \
