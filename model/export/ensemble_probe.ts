@@ -66,13 +66,7 @@ if (import.meta.main) {
   const both: Float32Array[] = [];
   let classes = 0;
   for (const dir of dirs) {
-    const { session, spec, plan } = await checkpointFloatSession(dir);
-    if (classes && spec.classes !== classes) {
-      await session.release();
-      throw new RangeError(
-        `Cannot ensemble ${dir} as it has ${spec.classes} classes, not ${classes}`,
-      );
-    }
+    const { session, spec, plan } = await checkpointFloatSession(dir, { classes });
     classes = spec.classes;
     const p = softmaxRows(await runNode(session, test, idx, plan, classes), classes);
     const f = softmaxRows(await runNode(session, flipped, idx, plan, classes), classes);

@@ -175,8 +175,13 @@ export function basePlan(
 /**
  * A trained checkpoint (`<run>/model`) as float ONNX in onnxruntime-node, fake-quantized as it
  * trained (as export scores it), with its spec and base input plan; the caller releases the session.
+ * `threads`: its intra-op threads (default 2). `classes`: the class count of the models it is used
+ * with (0: any); a checkpoint with another count is refused before its session is made.
  */
-export async function checkpointFloatSession(dir: string, threads = 2): Promise<{
+export async function checkpointFloatSession(
+  dir: string,
+  o: { threads?: number; classes?: number } = {},
+): Promise<{
   session: ortNode.InferenceSession;
   spec: ModelSpec;
   plan: InputPlan;
@@ -184,8 +189,13 @@ export async function checkpointFloatSession(dir: string, threads = 2): Promise<
   const w = await loadWeights(dir);
   const meta = parseCheckpointMeta(w.meta);
   const spec = specFromMeta(meta);
+  if (o.classes && spec.classes !== o.classes) {
+    throw new RangeError(
+      `Cannot use ${dir} with the models before it as it has ${spec.classes} classes, not ${o.classes}`,
+    );
+  }
   const folded = foldedAsTrained(foldModel(spec, w.tensors), meta.weightQmax);
-  const session = await nodeSession(encodeModel(buildFloatModel(spec, folded)), threads);
+  const session = await nodeSession(encodeModel(buildFloatModel(spec, folded)), o.threads);
   return { session, spec, plan: basePlan(meta) };
 }
 

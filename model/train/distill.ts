@@ -28,7 +28,15 @@ import { sha256Hex } from "../export/manifest.ts";
  * (`cachedTeacherTargets`); `batch`, per training step on the batch as the student sees it
  * (augmented, photo round trip included), at the base resolution (`BatchTeachers`).
  */
-export type DistillTargets = "fixed" | "batch";
+export type TargetSource = "fixed" | "batch";
+
+function checkTemperature(temperature: number): void {
+  if (!(temperature > 0)) {
+    throw new RangeError(
+      `Cannot distill as the temperature must be above 0: current value is ${temperature}`,
+    );
+  }
+}
 
 export interface DistillOptions {
   /** Teacher checkpoints (`<run>/model`). */
@@ -50,22 +58,12 @@ export async function teacherTargets(
   log: (line: string) => void = () => {},
 ): Promise<{ soft: Float32Array; classes: number }> {
   if (teachers.length === 0) throw new RangeError("Cannot distill as no teacher was given");
-  if (!(temperature > 0)) {
-    throw new RangeError(
-      `Cannot distill as the temperature must be above 0: current value is ${temperature}`,
-    );
-  }
+  checkTemperature(temperature);
   const idx = Array.from({ length: set.n }, (_, i) => i);
   let soft: Float32Array | undefined;
   let classes = 0;
   for (const dir of teachers) {
-    const { session, spec, plan } = await checkpointFloatSession(dir);
-    if (classes && spec.classes !== classes) {
-      await session.release();
-      throw new RangeError(
-        `Cannot distill from ${dir} as it has ${spec.classes} classes, not ${classes}`,
-      );
-    }
+    const { session, spec, plan } = await checkpointFloatSession(dir, { classes });
     classes = spec.classes;
     const t0 = performance.now();
     const logits = await runNode(session, set, idx, plan, classes);
@@ -180,16 +178,12 @@ export class BatchTeachers {
     student: { mean: readonly number[]; std: readonly number[]; fit: string; channels: number },
   ): Promise<BatchTeachers> {
     if (teachers.length === 0) throw new RangeError("Cannot distill as no teacher was given");
-    if (!(temperature > 0)) {
-      throw new RangeError(
-        `Cannot distill as the temperature must be above 0: current value is ${temperature}`,
-      );
-    }
+    checkTemperature(temperature);
     const sessions: ortNode.InferenceSession[] = [];
     let classes = 0;
     try {
       for (const dir of teachers) {
-        const { session, spec, plan } = await checkpointFloatSession(dir, 1);
+        const { session, spec, plan } = await checkpointFloatSession(dir, { threads: 1, classes });
         sessions.push(session);
         const same = (a: readonly number[], b: readonly number[]) =>
           a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) < 1e-6);
@@ -202,11 +196,6 @@ export class BatchTeachers {
               `fit ${plan.fit}, mean ${plan.mean}, std ${plan.std}) differs from the student's ` +
               `(channels ${student.channels}, fit ${student.fit}, mean ${student.mean}, std ${student.std}); ` +
               `use --distill-targets fixed`,
-          );
-        }
-        if (classes && spec.classes !== classes) {
-          throw new RangeError(
-            `Cannot distill from ${dir} as it has ${spec.classes} classes, not ${classes}`,
           );
         }
         classes = spec.classes;

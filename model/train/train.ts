@@ -29,6 +29,8 @@ import {
   NO_AUGMENT,
   SEED_AUGMENT,
 } from "./augment.ts";
+// Types only: distill.ts (and onnxruntime-node) loads when a run has teachers.
+import type { BatchTeachers, TargetSource } from "./distill.ts";
 import {
   checkpointPath,
   finishedEpochs,
@@ -95,7 +97,7 @@ export interface TrainOptions {
   distillWeight: number;
   distillTemp: number;
   /** Soft targets once on the un-augmented images (`fixed`) or per augmented batch (`batch`). */
-  distillTargets: "fixed" | "batch";
+  distillTargets: TargetSource;
   fit: FitMode;
   /** Channels to decode folder datasets to (1 gray, 3 RGB). */
   channels: number;
@@ -633,7 +635,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       pool.close();
     }
   }
-  let batchTeachers: import("./distill.ts").BatchTeachers | undefined;
+  let batchTeachers: BatchTeachers | undefined;
   try {
     // Knowledge distillation: the teachers' soft targets for every training image, made (or reused)
     // before the first step, each step sending the rows of its batch (`fixed`); or the teachers run
@@ -648,11 +650,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         channels: spec.inputChannels,
       })
       : undefined;
-    if (batchTeachers && batchTeachers.classes !== spec.classes) {
-      throw new RangeError(
-        `Cannot distill as the teachers have ${batchTeachers.classes} classes and the model ${spec.classes}`,
-      );
-    }
     const targets = distill && !batchTeachers
       ? await distill.cachedTeacherTargets(
         o.out,
@@ -661,9 +658,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         log,
       )
       : undefined;
-    if (targets && targets.classes !== spec.classes) {
+    const teacherClasses = (batchTeachers ?? targets)?.classes;
+    if (teacherClasses !== undefined && teacherClasses !== spec.classes) {
       throw new RangeError(
-        `Cannot distill as the teachers have ${targets.classes} classes and the model ${spec.classes}`,
+        `Cannot distill as the teachers have ${teacherClasses} classes and the model ${spec.classes}`,
       );
     }
     while (state.epoch < o.epochs) {
