@@ -546,3 +546,15 @@ photo_stage s14_a100_kdb2_aug_s1_fbn_photo_q7 1.0 1 1e-4 s14_a100_kdb2_28 --weig
 # 91.80, 25: 92.35%; mean 91.41% against the shipped 91.94%): the augmentation is not why the
 # distilled lineage loses more in this stage. Not adopted; a second seed and the pair's average
 # were planned and dropped (stopped at the start of seed 2).
+# The one lever left with a measured ceiling above 94% (the three teachers' ensemble, 94.12%):
+# distillation from them from scratch, with the teachers on every augmented batch, over many
+# epochs (24 asked: about 4 hours on 2 cores, across sessions; it resumes from its checkpoint, whose
+# optimizer state is not committed: on a fresh machine continue with --init from its model/).
+# Adam 2e-3 times 0.4 every 4 epochs, flips, pad-and-crop and erasing, weight 0.9, temperature 4.
+run s14_a100_kd_scratch_28 --alpha 1.0 --epochs "${EPOCHS_S14_KD_SCRATCH:-24}" "${COMMON[@]}" \
+  --lr 2e-3 --lr-step 4 --lr-gamma 0.4 --augment light --erase 0.25 \
+  --teachers "$T3" --distill-targets batch --distill-weight 0.9 --distill-temp 4
+# Result so far (session 14, stopped for the session's end after epoch 6 of 24): 83.63, 88.80, 89.99,
+# 90.38, 91.48, 91.98% at 28x28 after epochs 1-6 (s12_a100_scratch_28 with labels only, lr decayed
+# after epoch 3 instead of 4: 81.93, 86.17, 88.25, 88.82, 89.10, 90.11%), augmented-batch training
+# accuracy 68.9-85.6%, 118.9-120.6 img/s over whole epochs, 50m27s. EPOCHS_S14_KD_SCRATCH=24 resumes it.
