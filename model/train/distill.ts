@@ -38,6 +38,11 @@ function checkTemperature(temperature: number): void {
   }
 }
 
+/** Per-channel normalization statistics that mean the same (to 1e-6). */
+function sameStats(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) < 1e-6);
+}
+
 export interface DistillOptions {
   /** Teacher checkpoints (`<run>/model`). */
   teachers: string[];
@@ -185,11 +190,9 @@ export class BatchTeachers {
       for (const dir of teachers) {
         const { session, spec, plan } = await checkpointFloatSession(dir, { threads: 1, classes });
         sessions.push(session);
-        const same = (a: readonly number[], b: readonly number[]) =>
-          a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) < 1e-6);
         if (
           spec.inputChannels !== student.channels || plan.fit !== student.fit ||
-          !same(plan.mean, student.mean) || !same(plan.std, student.std)
+          !sameStats(plan.mean, student.mean) || !sameStats(plan.std, student.std)
         ) {
           throw new RangeError(
             `Cannot distill from ${dir} on training batches as its input (channels ${spec.inputChannels}, ` +
